@@ -1,0 +1,1 @@
+"""Rubrics, judge prompts, Instructor verdict models and pointwise / pairwise judge runs."""

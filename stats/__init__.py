@@ -1,0 +1,1 @@
+"""Agreement, judge-bias diagnostics, calibration, rankings and significance: pure functions over arrays."""
