@@ -1,0 +1,1 @@
+"""Orchestration over stored judgments and labels: golden subsets, agreement, calibration, rankings, compare."""
