@@ -1,0 +1,54 @@
+"""The one shape every estimate takes: a value, its 95 % interval, its n, and how it was computed."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+Z95 = 1.959963984540054  # two-sided 95 % standard-normal quantile
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float
+    low: float
+    high: float
+    n: int
+    method: str = ""
+
+    def to_dict(self) -> dict:
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+    def fmt(self, digits: int = 3) -> str:
+        if not math.isfinite(self.value):
+            return f"n/a (n={self.n})"
+        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}] (n={self.n})"
+
+
+NAN_ESTIMATE = Estimate(float("nan"), float("nan"), float("nan"), 0, "no data")
+
+
+def normal_interval(value: float, se: float, n: int, method: str, clip: tuple[float, float] | None = None) -> Estimate:
+    """value ± z·se, optionally clipped to the range the quantity can take."""
+    lo, hi = value - Z95 * se, value + Z95 * se
+    if clip is not None:
+        lo, hi = max(lo, clip[0]), min(hi, clip[1])
+    return Estimate(float(value), float(lo), float(hi), int(n), method)
+
+
+def percentile_interval(value: float, draws: np.ndarray, n: int, method: str) -> Estimate:
+    """Percentile bootstrap interval (Efron & Tibshirani 1993, ch. 13) over finite draws."""
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        return Estimate(float(value), float("nan"), float("nan"), int(n), method)
+    lo, hi = np.quantile(draws, [0.025, 0.975])
+    return Estimate(float(value), float(lo), float(hi), int(n), method)
+
+
+def resample_counts(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    """(n_boot, n) multiplicities of a nonparametric bootstrap: each row is one resample of n units with
+    replacement, as counts, so that any statistic linear in per-unit terms becomes one matrix product."""
+    idx = rng.integers(0, n, size=(n_boot, n))
+    idx += (np.arange(n_boot) * n)[:, None]
+    return np.bincount(idx.ravel(), minlength=n_boot * n).reshape(n_boot, n)

@@ -1,0 +1,243 @@
+"""Rankings with intervals, paired significance and rank ranges; Bradley–Terry for pairwise judgments; the
+Pareto set of quality against cost."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stats.estimate import Estimate, percentile_interval, resample_counts
+
+
+def bootstrap_item_means(z: np.ndarray, *, n_boot: int = 10_000, seed: int = 0, chunk: int = 500) -> np.ndarray:
+    """Paired nonparametric bootstrap over items (Efron & Tibshirani 1993): `z` is candidates × items of
+    per-item values (NaN where a candidate has no output); every resample draws the SAME items for all
+    candidates, so differences keep their pairing. Returns candidates × n_boot resampled means.
+
+    Vectorised: each chunk of resamples is an item-multiplicity matrix, and the means are two matrix products
+    (sums and counts, so missing values drop out per resample)."""
+    z = np.asarray(z, float)
+    c, n = z.shape
+    ok = np.isfinite(z)
+    zf = np.where(ok, z, 0.0).astype(np.float64)
+    okf = ok.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    out = np.empty((c, n_boot))
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        w = resample_counts(rng, n, b).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, start:start + b] = (zf @ w.T) / (okf @ w.T)
+    return out
+
+
+def bootstrap_p_value(observed: float, draws: np.ndarray) -> float:
+    """Two-sided bootstrap p-value for 'no difference': the share of centred resampled differences at least as
+    far from zero as the observed one (Efron & Tibshirani 1993, §16.4), with the +1 correction of Davison &
+    Hinkley 1997 so that p is never 0."""
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0 or not math.isfinite(observed):
+        return float("nan")
+    centred = draws - draws.mean()
+    return float((1 + np.sum(np.abs(centred) >= abs(observed))) / (draws.size + 1))
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979), via statsmodels' multipletests; NaN stays NaN."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(p_values, float)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
+    return out
+
+
+def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> dict:
+    """Exact McNemar test (McNemar 1947; binomial on the discordant pairs) for two binary verdict vectors on
+    the same items, via statsmodels; `b_only` counts items where a passed and b failed."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    a = np.asarray(a, float)
+    b = np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok] >= 0.5, b[ok] >= 0.5
+    table = np.array([[np.sum(a & b), np.sum(a & ~b)], [np.sum(~a & b), np.sum(~a & ~b)]])
+    if table[0, 1] + table[1, 0] == 0:
+        return {"n": int(ok.sum()), "a_only": 0, "b_only": 0, "p_value": 1.0, "method": "exact McNemar"}
+    res = mcnemar(table, exact=True)
+    return {"n": int(ok.sum()), "a_only": int(table[0, 1]), "b_only": int(table[1, 0]),
+            "p_value": float(res.pvalue), "method": "exact McNemar"}
+
+
+def rank_ranges(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[tuple[int, int]]:
+    """Rank range of each candidate (1 = best, higher values better): best rank = 1 + number of candidates
+    whose interval lies wholly above its own; worst rank = K − number whose interval lies wholly below. Where
+    intervals overlap the range is wide instead of a false strict order."""
+    values, low, high = (np.asarray(x, float) for x in (values, low, high))
+    k = values.size
+    out = []
+    for i in range(k):
+        better = int(np.sum(low > high[i]))
+        worse = int(np.sum(high < low[i]))
+        out.append((1 + better, k - worse))
+    return out
+
+
+def pareto_front(quality: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Mask of candidates no other candidate beats on both quality (higher better) and cost (lower better)
+    with at least one strict improvement. NaN cost is treated as unknown: such candidates are never dominated
+    on cost and never dominate."""
+    q = np.asarray(quality, float)
+    c = np.asarray(cost, float)
+    k = q.size
+    front = np.ones(k, bool)
+    for i in range(k):
+        for j in range(k):
+            if i == j or not (np.isfinite(c[i]) and np.isfinite(c[j])):
+                continue
+            if q[j] >= q[i] and c[j] <= c[i] and (q[j] > q[i] or c[j] < c[i]):
+                front[i] = False
+                break
+    return front
+
+
+@dataclass
+class Ranking:
+    """Candidates (by index) ordered by estimate, with intervals, rank ranges and paired comparisons."""
+
+    order: list[int]
+    estimates: list[Estimate]
+    rank_range: list[tuple[int, int]]
+    pairs: list[dict] = field(default_factory=list)
+
+
+def rank_by_influence(
+    z: np.ndarray, names: list[str], *, n_boot: int = 10_000, seed: int = 0, n_labeled: list[int] | None = None,
+    method: str = "calibrated",
+) -> Ranking:
+    """Rank candidates from per-item influence values (calibrated or not): estimate = mean over items,
+    interval = paired bootstrap percentile; every pair's difference with a bootstrap interval, a bootstrap
+    p-value and the Holm-adjusted p-value across all pairs; rank ranges from interval overlap."""
+    z = np.asarray(z, float)
+    k = z.shape[0]
+    boot = bootstrap_item_means(z, n_boot=n_boot, seed=seed)
+    values = np.nanmean(z, axis=1)
+    ests = []
+    for i in range(k):
+        n = n_labeled[i] if n_labeled is not None else int(np.isfinite(z[i]).sum())
+        ests.append(percentile_interval(float(values[i]), boot[i], n, f"{method}, paired bootstrap over items"))
+    low = np.array([e.low for e in ests])
+    high = np.array([e.high for e in ests])
+    order = [int(i) for i in np.argsort(-values, kind="stable")]
+    pairs = []
+    for x in range(k):
+        for y in range(x + 1, k):
+            i, j = order[x], order[y]
+            both = np.isfinite(z[i]) & np.isfinite(z[j])
+            d = float(np.mean(z[i][both] - z[j][both])) if both.any() else float("nan")
+            dd = boot[i] - boot[j]
+            pairs.append({"a": names[i], "b": names[j], "difference": percentile_interval(d, dd, int(both.sum()),
+                          "paired bootstrap over items"), "p_value": bootstrap_p_value(d, dd)})
+    adj = holm(np.array([p["p_value"] for p in pairs])) if pairs else []
+    for p, a in zip(pairs, adj):
+        p["p_holm"] = float(a)
+    return Ranking(order=order, estimates=ests, rank_range=rank_ranges(values, low, high), pairs=pairs)
+
+
+# --- Bradley–Terry -----------------------------------------------------------------------------------------
+
+
+def _bt_fit(wins: np.ndarray, iters: int = 500, tol: float = 1e-10) -> np.ndarray:
+    """Minorise–maximise fit of Bradley–Terry strengths (Hunter 2004, "MM algorithms for generalized
+    Bradley–Terry models") for one or a stack of K×K win matrices (wins[i, j] = i's wins over j, a tie counted
+    half to each). Returns log-strengths centred to mean 0. A tiny symmetric prior (0.01 win each way on every
+    compared pair) keeps undefeated candidates finite."""
+    w = np.asarray(wins, float)
+    squeeze = w.ndim == 2
+    if squeeze:
+        w = w[None]
+    games = w + np.swapaxes(w, 1, 2)
+    prior = 0.01 * (games > 0)
+    w = w + prior
+    games = w + np.swapaxes(w, 1, 2)
+    total_wins = w.sum(axis=2)
+    p = np.ones(w.shape[:2])
+    for _ in range(iters):
+        denom = (games / (p[:, :, None] + p[:, None, :])).sum(axis=2)
+        new = np.where(denom > 0, total_wins / np.where(denom == 0, 1, denom), p)
+        new /= np.exp(np.mean(np.log(np.maximum(new, 1e-300)), axis=1, keepdims=True))
+        if np.max(np.abs(new - p)) < tol:
+            p = new
+            break
+        p = new
+    s = np.log(np.maximum(p, 1e-300))
+    s -= s.mean(axis=1, keepdims=True)
+    return s[0] if squeeze else s
+
+
+def bradley_terry(
+    a: np.ndarray, b: np.ndarray, score: np.ndarray, k: int, *, n_boot: int = 2000, seed: int = 0
+) -> list[Estimate]:
+    """Bradley–Terry log-strengths (Bradley & Terry 1952) of k candidates from battles (a_i, b_i, score of a:
+    1 win, 0.5 tie, 0 loss), with 95 % percentile intervals from resampling battles."""
+    a, b = np.asarray(a, int), np.asarray(b, int)
+    s = np.asarray(score, float)
+    return _bt_with_boot(a, b, s, k, n_boot=n_boot, seed=seed, method="Bradley–Terry, bootstrap over battles")
+
+
+def _win_matrices(a: np.ndarray, b: np.ndarray, s: np.ndarray, k: int, w: np.ndarray) -> np.ndarray:
+    """Stack of win matrices for battle multiplicities `w` (n_boot × battles)."""
+    idx_ab = a * k + b
+    idx_ba = b * k + a
+    m = np.zeros((w.shape[0], k * k))
+    onehot_ab = np.zeros((a.size, k * k))
+    onehot_ab[np.arange(a.size), idx_ab] = 1
+    onehot_ba = np.zeros((a.size, k * k))
+    onehot_ba[np.arange(a.size), idx_ba] = 1
+    m += w @ (onehot_ab * s[:, None]) + w @ (onehot_ba * (1 - s)[:, None])
+    return np.clip(m, 0, None).reshape(w.shape[0], k, k)
+
+
+def _bt_with_boot(a, b, s, k, *, n_boot, seed, method) -> list[Estimate]:  # type: ignore[no-untyped-def]
+    point = _bt_fit(_win_matrices(a, b, s, k, np.ones((1, a.size)))[0])
+    w = resample_counts(np.random.default_rng(seed), a.size, n_boot).astype(float)
+    boot = _bt_fit(_win_matrices(a, b, s, k, w), iters=200, tol=1e-8)
+    n_per = np.bincount(np.concatenate([a, b]), minlength=k)
+    return [percentile_interval(float(point[i]), boot[:, i], int(n_per[i]), method) for i in range(k)]
+
+
+def ppi_bradley_terry(
+    a: np.ndarray, b: np.ndarray, judge_score: np.ndarray, human_score: np.ndarray, labeled: np.ndarray, k: int,
+    *, n_boot: int = 2000, seed: int = 0,
+) -> list[Estimate]:
+    """Bradley–Terry strengths from pairwise judgments corrected by golden human pairwise labels in the
+    prediction-powered way (Chatzi et al., NeurIPS 2024, "Prediction-Powered Ranking of Large Language
+    Models"): per pair of candidates, the win rate is a prediction-powered mean (judge verdicts on all battles
+    of that pair, rectified by the human labels on its labeled battles, Angelopoulos et al. 2023), each battle
+    contributing its influence value; strengths are fitted to the corrected win matrix, and the interval comes
+    from resampling battles (the same influence values), fixed λ = 1 (classical PPI)."""
+    from stats.calibration import ppi_mean
+
+    a, b = np.asarray(a, int), np.asarray(b, int)
+    js = np.asarray(judge_score, float)
+    hs = np.asarray(human_score, float)
+    lab = np.asarray(labeled, bool) & np.isfinite(hs)
+    pair = np.minimum(a, b) * k + np.maximum(a, b)
+    z = np.full(a.size, np.nan)
+    for key in np.unique(pair):
+        m = pair == key
+        # orient each battle so the score is the lower-index candidate's win
+        flip = a[m] > b[m]
+        jj = np.where(flip, 1 - js[m], js[m])
+        hh = np.where(flip, 1 - hs[m], hs[m])
+        if lab[m].sum() >= 2:
+            res = ppi_mean(jj, hh, lab[m], lam=1.0)
+            zz = res.z
+        else:
+            zz = np.where(np.isfinite(jj), jj, np.nanmean(jj) if np.isfinite(jj).any() else 0.5)
+        z[m] = np.where(flip, 1 - zz, zz)
+    return _bt_with_boot(a, b, z, k, n_boot=n_boot, seed=seed,
+                         method="prediction-powered Bradley–Terry, bootstrap over battles")
