@@ -1,0 +1,142 @@
+"""Rankings, paired tests, Bradley–Terry, gate, bias diagnostics and the Alt-Test on simulated data."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from stats.alt_test import alt_test
+from stats.bias import leniency, position_bias, self_preference, verbosity
+from stats.gate import GateConfig, check_gate
+from stats.ranking import (
+    bootstrap_item_means, bradley_terry, holm, mcnemar_exact, pareto_front, ppi_bradley_terry, rank_by_influence,
+    rank_ranges,
+)
+
+
+def test_mcnemar_matches_exact_binomial_on_discordant_pairs():
+    a = np.array([1] * 30 + [1] * 12 + [0] * 3 + [0] * 15, float)
+    b = np.array([1] * 30 + [0] * 12 + [1] * 3 + [0] * 15, float)
+    res = mcnemar_exact(a, b)
+    assert (res["a_only"], res["b_only"], res["n"]) == (12, 3, 60)
+    assert res["p_value"] == pytest.approx(sps.binomtest(3, 15, 0.5).pvalue, rel=1e-12)
+
+
+def test_bootstrap_interval_agrees_with_scipy():
+    x = np.random.default_rng(1).normal(0.3, 1.0, 400)
+    ours = bootstrap_item_means(x[None], n_boot=10_000, seed=3)[0]
+    lo, hi = np.quantile(ours, [0.025, 0.975])
+    ref = sps.bootstrap((x,), np.mean, n_resamples=10_000, method="percentile", random_state=4).confidence_interval
+    assert lo == pytest.approx(ref.low, abs=0.01) and hi == pytest.approx(ref.high, abs=0.01)
+
+
+def test_holm_matches_hand_computation():
+    p = np.array([0.01, 0.04, 0.03, np.nan])
+    adj = holm(p)
+    assert adj[:3] == pytest.approx([0.03, 0.06, 0.06]) and np.isnan(adj[3])
+
+
+def test_paired_ranking_detects_a_paired_difference_intervals_alone_miss():
+    rng = np.random.default_rng(0)
+    item = rng.normal(0, 1, 300)  # item difficulty shared by both candidates
+    z = np.stack([item + 0.10 + rng.normal(0, 0.1, 300), item + rng.normal(0, 0.1, 300), item - 1.0])
+    r = rank_by_influence(z, ["a", "b", "c"], n_boot=4000, seed=1)
+    assert r.order == [0, 1, 2]
+    ab = next(p for p in r.pairs if {p["a"], p["b"]} == {"a", "b"})
+    assert ab["p_holm"] < 0.01 and ab["difference"].low > 0
+    assert r.rank_range[0] == (1, 2) and r.rank_range[1] == (1, 2)  # intervals overlap: a shared range
+    assert r.rank_range[2] == (3, 3)
+
+
+def test_rank_ranges_and_pareto():
+    assert rank_ranges(np.array([0.9, 0.5, 0.45]), np.array([0.85, 0.4, 0.3]),
+                       np.array([0.95, 0.6, 0.5])) == [(1, 1), (2, 3), (2, 3)]
+    front = pareto_front(np.array([0.9, 0.8, 0.7, 0.85]), np.array([10.0, 2.0, 3.0, 12.0]))
+    assert front.tolist() == [True, True, False, False]
+
+
+def _battles(rng, strengths, n):
+    k = len(strengths)
+    a = rng.integers(0, k, n)
+    b = (a + rng.integers(1, k, n)) % k
+    pa = 1 / (1 + np.exp(strengths[b] - strengths[a]))
+    u = rng.random(n)
+    s = np.where(u < pa * 0.9, 1.0, np.where(u < pa * 0.9 + 0.1, 0.5, 0.0))  # 10 % ties
+    return a, b, s
+
+
+def test_bradley_terry_recovers_a_known_order():
+    """Simulated battles from known strengths (not real preferences)."""
+    rng = np.random.default_rng(2)
+    strengths = np.array([1.5, 0.8, 0.0, -0.7, -1.6])
+    a, b, s = _battles(rng, strengths, 4000)
+    est = bradley_terry(a, b, s, 5, n_boot=300)
+    values = np.array([e.value for e in est])
+    assert np.argsort(-values).tolist() == [0, 1, 2, 3, 4]
+    assert all(e.low <= e.value <= e.high for e in est)
+    assert np.corrcoef(values, strengths)[0, 1] > 0.99
+
+
+def test_prediction_powered_bradley_terry_corrects_a_biased_judge():
+    """A judge that prefers whichever candidate has the higher index 80 % of the time, whatever the truth;
+    humans (simulated) follow the true strengths; 600 of 6000 battles carry a human label."""
+    rng = np.random.default_rng(4)
+    strengths = np.array([1.0, 0.3, -0.3, -1.0])
+    a, b, human = _battles(rng, strengths, 6000)
+    judge = np.where(rng.random(a.size) < 0.8, (a > b).astype(float), human)
+    lab = np.zeros(a.size, bool)
+    lab[rng.choice(a.size, 600, replace=False)] = True
+    naive = np.array([e.value for e in bradley_terry(a, b, judge, 4, n_boot=100)])
+    fixed = np.array([e.value for e in ppi_bradley_terry(a, b, judge, np.where(lab, human, np.nan), lab, 4,
+                                                          n_boot=100)])
+    assert np.argsort(-naive).tolist()[0] == 3  # the biased judge's favourite
+    assert np.argsort(-fixed).tolist() == [0, 1, 2, 3]
+
+
+def test_gate_withholds_with_each_reason_and_hides_judge_only_numbers():
+    cfg = GateConfig()
+    d = check_gate({"correct": {"a": 20, "b": 3}}, {"correct": 0.8}, cfg)
+    reasons = " ".join(d.withheld["correct"])
+    assert "23 golden labels" in reasons and "at least 30" in reasons
+    assert "b (3)" in reasons and "at least 5" in reasons
+    assert d.judge_shown("correct")
+    ok = check_gate({"correct": {"a": 20, "b": 15}}, {"correct": 0.5}, cfg)
+    assert ok.ranking_shown("correct") and not ok.judge_shown("correct")
+    assert "cannot stand in for the humans" in ok.judge_hidden["correct"] and "0.500" in ok.judge_hidden["correct"]
+    per_cand = check_gate({"c": {"a": 40, "b": 2}}, {"c": 0.9}, cfg)
+    assert len(per_cand.withheld["c"]) == 1 and "fewer than 5" in per_cand.withheld["c"][0]
+    none = check_gate({"c": {"a": 40, "b": 40}}, {"c": None}, cfg)
+    assert none.ranking_shown("c") and not none.judge_shown("c")
+
+
+def test_bias_diagnostics_find_simulated_biases():
+    rng = np.random.default_rng(3)
+    human = rng.integers(1, 6, 300).astype(float)
+    length = rng.uniform(100, 3000, 300)
+    judge = np.clip(human + 0.5 + 0.0004 * (length - 1500) + rng.normal(0, 0.3, 300), 1, 5)
+    assert leniency(judge, human).low > 0.2
+    v = verbosity(judge, human, length)
+    assert v.low > 0 and v.n == 300
+    fam = rng.random(300) < 0.3
+    judge2 = human + np.where(fam, 0.6, 0.0) + rng.normal(0, 0.3, 300)
+    sp = self_preference(judge2, human, fam)
+    assert sp["difference"].low > 0.3
+    first = np.where(rng.random(400) < 0.7, 1.0, 0.0)  # first-shown wins 70 %
+    swapped = np.where(rng.random(400) < 0.7, 1.0, 0.0)
+    pb = position_bias(first, swapped)
+    assert pb["first_position_share"].low > 0.6 and pb["p_value"] < 1e-6
+    assert pb["swap_inconsistency"].value > 0.3
+
+
+def test_alt_test_needs_three_humans_and_separates_good_from_bad_judges():
+    rng = np.random.default_rng(8)
+    truth = rng.integers(0, 2, 200).astype(float)
+    humans = np.stack([np.where(rng.random(200) < 0.15, 1 - truth, truth) for _ in range(4)])
+    good = np.where(rng.random(200) < 0.08, 1 - truth, truth)
+    bad = np.where(rng.random(200) < 0.45, 1 - truth, truth)
+    assert alt_test(humans[:2], good)["passed"] is None
+    assert "3 or more humans" in alt_test(humans[:2], good)["reason"]
+    g = alt_test(humans, good)
+    b = alt_test(humans, bad)
+    assert g["passed"] and g["winning_rate"] >= 0.5
+    assert not b["passed"] and b["advantage_probability"] < g["advantage_probability"]
