@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 from sqlmodel import Session, select
 
 from storage.errors import InputError
@@ -42,7 +42,7 @@ class _Strict(BaseModel):
 class Example(_Strict):
     input: str
     output: str
-    label: Union[int, str]
+    label: Union[StrictInt, StrictStr]
     why: str
     reference: str | None = None
 
@@ -319,7 +319,7 @@ def _schema_problems(data: Any, marks: _Marks, source: str) -> list[RubricProble
             expected = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
             got = type(err.instance).__name__ if err.instance is not None else "nothing (null)"
             hint = None
-            if isinstance(err.instance, bool) and path and path[-1] == "label":
+            if isinstance(err.instance, bool):
                 hint = "YAML reads yes/no/true/false as booleans: write the label in quotes"
             elif err.instance is None:
                 hint = "the value is empty: write it after the colon, or remove the key"
@@ -346,7 +346,9 @@ def _schema_problems(data: Any, marks: _Marks, source: str) -> list[RubricProble
         elif v == "uniqueItems":
             add(path, "labels must be unique", "remove the repeated label", value=True)
         elif v in ("minimum", "maximum", "exclusiveMinimum"):
-            add(path, err.message, None, value=True)
+            hint = {"temperature": "use a temperature from 0 to 2 (0 makes verdicts as repeatable as possible)",
+                    "weight": "weights are positive numbers (default 1)"}.get(str(path[-1]) if path else "")
+            add(path, err.message, hint, value=True)
         else:
             add(path, err.message, None, value=True)
     return problems
@@ -376,7 +378,8 @@ def _cross_checks(criteria: list[tuple[int, Criterion]], data: dict, marks: _Mar
         if c.type == "ordinal":
             assert c.min is not None and c.max is not None and c.levels is not None
             if c.min >= c.max:
-                add(base + ("max",), f"max ({c.max}) must be greater than min ({c.min})", None, value=True)
+                add(base + ("max",), f"max ({c.max}) must be greater than min ({c.min})",
+                    "an ordinal scale runs from min (worst) up to max (best), e.g. min: 1, max: 5", value=True)
                 continue
             if c.max - c.min + 1 > MAX_LEVELS:
                 add(base + ("max",), f"{c.max - c.min + 1} levels is too many (at most {MAX_LEVELS})",
@@ -464,13 +467,44 @@ def validate_rubric_text(text: str, source: str = "<rubric>") -> tuple[Rubric | 
     well_formed: list[tuple[int, Criterion]] = []
     for i, raw in enumerate(data.get("criteria") if isinstance(data.get("criteria"), list) else []):
         try:
-            well_formed.append((i, Criterion.model_validate(raw)))
+            well_formed.append((i, Criterion.model_validate(_known_keys(raw))))
         except ValidationError:
             continue
     if well_formed:
         problems += _cross_checks(well_formed, data, marks, source)
+    problems = _drop_shadowed_missing(problems)
     problems.sort(key=lambda p: (p.line or 0, p.column or 0))
     return (rubric if not problems else None), problems
+
+
+def _known_keys(raw: Any) -> Any:
+    """A criterion without keys the model does not know (already reported), so the cross-checks still run."""
+    if not isinstance(raw, dict):
+        return raw
+    out = {k: v for k, v in raw.items() if k in Criterion.model_fields}
+    if isinstance(out.get("examples"), list):
+        out["examples"] = [
+            {k: v for k, v in ex.items() if k in Example.model_fields} if isinstance(ex, dict) else ex
+            for ex in out["examples"]
+        ]
+    return out
+
+
+def _drop_shadowed_missing(problems: list[RubricProblem]) -> list[RubricProblem]:
+    """A 'missing key' whose misspelling is reported as an unknown key next to it is the same mistake: keep one."""
+    suggested = {
+        (p.key.rsplit(".", 1)[0] if "." in p.key else "", p.hint.split("'")[1])
+        for p in problems
+        if p.message.startswith("unknown key") and p.hint and p.hint.startswith("did you mean")
+    }
+    out = []
+    for p in problems:
+        if p.message.startswith("required key"):
+            parent, _, missing = p.key.rpartition(".")
+            if (parent, missing) in suggested:
+                continue
+        out.append(p)
+    return out
 
 
 def _stringify_level_keys(data: dict) -> dict:

@@ -1,0 +1,462 @@
+"""Judge runs: every output of the selected candidates on a frozen version (pointwise), or every pair of
+candidates on the same items (pairwise), one judgment per criterion; resumable and cached.
+
+A judge run is identified by what makes its verdicts comparable: version × rubric version × judge model ×
+template × mode (× structured-output mode). Running the same command again resumes that run and judges only
+the units it does not hold yet; the gateway's cache makes a repeated request free. Judgments are written in
+small batches as they arrive, so an interrupted run keeps what it paid for.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any, Callable
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from gateway.client import Gateway, ModelConfig
+from judging.judge import Judge, Outcome
+from judging.prompt import load_template
+from judging.rubric import Rubric, store_rubric
+from storage.db import session_scope
+from storage.errors import InputError
+from storage.jobs import cancel_requested, update_job
+from storage.models import Candidate, EvalSet, EvalSetVersion, Item, JudgeRun, Judgment, Output, Run, utcnow
+
+FLUSH_EVERY_S = 0.5
+FLUSH_ROWS = 200
+JOB_POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One judgment to make: a criterion on an output (pointwise) or on an ordered pair (pairwise)."""
+
+    criterion_id: str
+    item_id: int
+    output_id: int
+    output_b_id: int | None
+    conversation: list
+    reference: str | None
+    text: str
+    text_b: str | None = None
+
+    @property
+    def key(self) -> tuple[str, int, int | None]:
+        return (self.criterion_id, self.output_id, self.output_b_id)
+
+
+@dataclass
+class Progress:
+    total: int  # units in this run's plan
+    already: int = 0  # judged before this invocation (resume)
+    done: int = 0  # judged now
+    scored: int = 0
+    unscored: int = 0
+    spend_usd: float = 0.0
+    calls: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.already - self.done
+
+
+@dataclass
+class JudgeRequest:
+    """Everything `ownbench judge` (or the app) asks for."""
+
+    version_id: int  # resolved and verified by the caller (`evalsets.freeze.resolve_version`)
+    rubric: Rubric
+    judge: ModelConfig
+    mode: str = "pointwise"
+    structured: str = "tools"
+    candidates: list[str] | None = None
+    criteria: list[str] | None = None
+    limit: int | None = None
+    max_retries: int = 2
+    use_cache: bool = True
+    new_run: bool = False
+    retry_unscored: bool = False
+    job_id: int | None = None
+
+
+@dataclass
+class JudgeSummary:
+    judge_run_id: int
+    version: str
+    rubric: str
+    judge_model: str
+    mode: str
+    resumed: bool
+    status: str
+    total: int
+    already: int
+    judged: int
+    scored: int
+    unscored: int
+    spend_usd: float
+    skipped: dict[str, int]
+    unscored_reasons: dict[str, int]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# --- planning ----------------------------------------------------------------------------------------------
+
+
+def version_label(session: Session, version: EvalSetVersion) -> str:
+    eval_set = session.get(EvalSet, version.eval_set_id)
+    return f"{eval_set.name if eval_set else '?'}@{version.number}"
+
+
+def items_of(session: Session, version: EvalSetVersion) -> list[Item]:
+    return list(session.exec(select(Item).where(Item.version_id == version.id).order_by(Item.position)))  # type: ignore[arg-type]
+
+
+def select_runs(session: Session, version: EvalSetVersion, names: list[str] | None) -> list[tuple[Candidate, Run]]:
+    """The latest run of each named candidate (default: every candidate with a run) on this version."""
+    runs = list(session.exec(select(Run).where(Run.version_id == version.id).order_by(Run.id)))
+    latest: dict[int, Run] = {}
+    for run in runs:
+        latest[run.candidate_id] = run  # ordered by id: the last one wins
+    cands = {c.id: c for c in session.exec(select(Candidate).where(Candidate.id.in_(list(latest))))}  # type: ignore[union-attr]
+    by_name = {c.name: c for c in cands.values()}
+    label = version_label(session, version)
+    if names is None:
+        chosen = sorted(by_name.values(), key=lambda c: c.name)
+        if not chosen:
+            raise InputError(f"no candidate has a run on {label}", where="--set",
+                             hint=f"run candidates first: `ownbench run --set {label} --candidates …`")
+    else:
+        chosen = []
+        for name in names:
+            if name not in by_name:
+                known = session.exec(select(Candidate).where(Candidate.name == name)).first()
+                why = "has no run on this version" if known else "is not a known candidate"
+                raise InputError(f"candidate {name!r} {why}", where="--candidates",
+                                 hint=f"candidates with a run on {label}: {', '.join(sorted(by_name)) or 'none'}")
+            chosen.append(by_name[name])
+        if len(set(names)) != len(names):
+            raise InputError("a candidate is named twice", where="--candidates", hint="name each candidate once")
+    return [(c, latest[c.id]) for c in chosen]  # type: ignore[index]
+
+
+def plan_units(
+    session: Session,
+    version: EvalSetVersion,
+    rubric: Rubric,
+    selected: list[tuple[Candidate, Run]],
+    *,
+    mode: str,
+    criteria: list[str] | None,
+    limit: int | None,
+) -> tuple[list[Unit], Counter]:
+    """Every unit to judge, in item order, and what was skipped (no output text, no reference)."""
+    crits = [rubric.criterion(c) for c in criteria] if criteria else list(rubric.criteria)
+    items = items_of(session, version)
+    if limit is not None:
+        items = items[:limit]
+    run_ids = [run.id for _, run in selected]
+    outputs: dict[tuple[int, int], Output] = {
+        (o.run_id, o.item_id): o
+        for o in session.exec(select(Output).where(Output.run_id.in_(run_ids)))  # type: ignore[union-attr]
+    }
+    units: list[Unit] = []
+    skipped: Counter = Counter()
+
+    def usable(o: Output | None) -> bool:
+        return o is not None and o.error is None and bool(o.text and o.text.strip())
+
+    for item in items:
+        if mode == "pointwise":
+            for _, run in selected:
+                o = outputs.get((run.id, item.id))  # type: ignore[arg-type]
+                if not usable(o):
+                    skipped["no output text"] += len(crits)
+                    continue
+                assert o is not None
+                for c in crits:
+                    if c.uses_reference and not item.reference:
+                        skipped["no reference answer"] += 1
+                        continue
+                    units.append(Unit(c.id, item.id, o.id, None, item.messages, item.reference, o.text))  # type: ignore[arg-type]
+        else:
+            for (_, run_a), (_, run_b) in combinations(selected, 2):
+                a = outputs.get((run_a.id, item.id))  # type: ignore[arg-type]
+                b = outputs.get((run_b.id, item.id))  # type: ignore[arg-type]
+                if not (usable(a) and usable(b)):
+                    skipped["no output text"] += len(crits)
+                    continue
+                assert a is not None and b is not None
+                for c in crits:
+                    if c.uses_reference and not item.reference:
+                        skipped["no reference answer"] += 1
+                        continue
+                    units.append(Unit(c.id, item.id, a.id, b.id, item.messages, item.reference, a.text, b.text))  # type: ignore[arg-type]
+    return units, skipped
+
+
+def _find_resumable(session: Session, version_id: int, rubric_version_id: int, judge_model: str,
+                    template_hash: str, mode: str, structured: str) -> JudgeRun | None:
+    rows = session.exec(
+        select(JudgeRun).where(
+            JudgeRun.version_id == version_id,
+            JudgeRun.rubric_version_id == rubric_version_id,
+            JudgeRun.judge_model == judge_model,
+            JudgeRun.template_hash == template_hash,
+            JudgeRun.mode == mode,
+            JudgeRun.source == "judge",
+        ).order_by(JudgeRun.id.desc())  # type: ignore[union-attr]
+    )
+    for row in rows:
+        if (row.params or {}).get("structured", "tools") == structured:
+            return row
+    return None
+
+
+def _judged_keys(session: Session, judge_run_id: int, *, scored_only: bool) -> set[tuple[str, int, int | None]]:
+    rows = session.exec(
+        select(Judgment.criterion_id, Judgment.output_id, Judgment.output_b_id, Judgment.status)
+        .where(Judgment.judge_run_id == judge_run_id).order_by(Judgment.id)  # type: ignore[arg-type]
+    )
+    latest: dict[tuple[str, int, int | None], str] = {}
+    for crit, out, out_b, status in rows:
+        latest[(crit, out, out_b)] = status
+    return {k for k, s in latest.items() if not scored_only or s == "scored"}
+
+
+# --- running -----------------------------------------------------------------------------------------------
+
+
+def _judgment_row(run_id: int, judge_model: str, unit: Unit, outcome: Outcome, *, version_hash: str,
+                  rubric_hash: str, template_hash: str) -> Judgment:
+    return Judgment(
+        judge_run_id=run_id,
+        criterion_id=unit.criterion_id,
+        item_id=unit.item_id,
+        output_id=unit.output_id,
+        output_b_id=unit.output_b_id,
+        status=outcome.status,
+        verdict=outcome.verdict,
+        score=outcome.score,
+        rationale=outcome.rationale,
+        unscored_reason=outcome.unscored_reason,
+        details=outcome.details or None,
+        version_hash=version_hash,
+        rubric_hash=rubric_hash,
+        judge_model=judge_model,
+        template_hash=template_hash,
+        latency_ms=outcome.latency_ms,
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+        cost_usd=outcome.cost_usd,
+        request_hash=outcome.request_hash,
+    )
+
+
+def _write(engine: Engine, rows: list[Judgment]) -> None:
+    if rows:
+        with session_scope(engine) as s:
+            s.add_all(rows)
+
+
+def _finish(engine: Engine, run_id: int, status: str, reason: str | None) -> None:
+    with session_scope(engine) as s:
+        run = s.get(JudgeRun, run_id)
+        if run is not None:
+            run.status, run.status_reason = status, reason
+            run.finished_at = utcnow() if status in ("done", "stopped", "cancelled", "failed") else None
+            s.add(run)
+
+
+async def judge_version(
+    engine: Engine,
+    req: JudgeRequest,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    gateway: Gateway | None = None,
+) -> JudgeSummary:
+    """Plan, resume or start the judge run, judge what is missing, and return what happened."""
+    if req.mode not in ("pointwise", "pairwise"):
+        raise InputError(f"mode {req.mode!r} is not pointwise or pairwise", where="--mode")
+    template = load_template(req.mode)
+    t_start = time.perf_counter()
+
+    with session_scope(engine) as s:
+        version = s.get(EvalSetVersion, req.version_id)
+        if version is None:
+            raise InputError(f"no eval set version with id {req.version_id}", where="--set")
+        selected = select_runs(s, version, req.candidates)
+        if req.mode == "pairwise" and len(selected) < 2:
+            raise InputError("pairwise judging needs at least two candidates with runs on this version",
+                             where="--candidates", hint="name two or more candidates, e.g. --candidates a,b")
+        rubric_row = store_rubric(s, req.rubric)
+        units, skipped = plan_units(s, version, req.rubric, selected, mode=req.mode, criteria=req.criteria,
+                                    limit=req.limit)
+        run = None if req.new_run else _find_resumable(
+            s, version.id, rubric_row.id, req.judge.model, template.hash, req.mode, req.structured)  # type: ignore[arg-type]
+        resumed = run is not None
+        params = {
+            "structured": req.structured,
+            "api_base": req.judge.api_base,
+            "judge_params": req.judge.params,
+            "max_retries": req.max_retries,
+            "candidates": [c.name for c, _ in selected],
+            "runs": {c.name: r.id for c, r in selected},
+            "criteria": req.criteria or [c.id for c in req.rubric.criteria],
+            "limit": req.limit,
+        }
+        if run is None:
+            run = JudgeRun(version_id=version.id, rubric_version_id=rubric_row.id, judge_model=req.judge.model,  # type: ignore[arg-type]
+                           template_hash=template.hash, mode=req.mode, params=params, source="judge")
+        else:
+            old = run.params or {}
+            params["candidates"] = list(dict.fromkeys([*old.get("candidates", []), *params["candidates"]]))
+            params["runs"] = {**old.get("runs", {}), **params["runs"]}
+            params["criteria"] = list(dict.fromkeys([*old.get("criteria", []), *params["criteria"]]))
+            run.params = {**old, **params}
+        run.params = {**(run.params or {}), "skipped": dict(skipped)}
+        run.status, run.status_reason, run.finished_at = "running", None, None
+        s.add(run)
+        s.flush()
+        done_keys = _judged_keys(s, run.id, scored_only=req.retry_unscored)  # type: ignore[arg-type]
+        version_hash, rubric_hash = version.content_hash, rubric_row.content_hash
+        label = version_label(s, version)
+        run_id = run.id
+    assert run_id is not None
+
+    todo = [u for u in units if u.key not in done_keys]
+    progress = Progress(total=len(units), already=len(units) - len(todo))
+    reasons: Counter = Counter()
+    pending: list[Judgment] = []
+    stop = asyncio.Event()
+    cancelled = False
+    owns_gateway = gateway is None
+    gw = gateway or Gateway(engine, use_cache=req.use_cache)
+    judge = Judge(gw, req.judge, structured=req.structured, max_retries=req.max_retries,
+                  templates={req.mode: template})
+    rubric = req.rubric
+    criteria = {c.id: c for c in rubric.criteria}
+    queue: asyncio.Queue[Unit] = asyncio.Queue()
+    for u in todo:
+        queue.put_nowait(u)
+
+    if req.job_id is not None:
+        update_job(engine, req.job_id, status="running", pid=os.getpid(),
+                   progress={"done": progress.already, "total": progress.total, "errors": 0, "spend_usd": 0.0},
+                   message=f"judging {label} with {req.judge.model}")
+
+    async def worker() -> None:
+        while not stop.is_set():
+            try:
+                unit = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            crit = criteria[unit.criterion_id]
+            if unit.output_b_id is None:
+                outcome = await judge.judge(rubric, crit, conversation=unit.conversation, output=unit.text,
+                                            reference=unit.reference)
+            else:
+                outcome = await judge.judge_pair(rubric, crit, conversation=unit.conversation, output_a=unit.text,
+                                                 output_b=unit.text_b or "", reference=unit.reference)
+            pending.append(_judgment_row(run_id, req.judge.model, unit, outcome, version_hash=version_hash,
+                                         rubric_hash=rubric_hash, template_hash=template.hash))
+            progress.done += 1
+            progress.calls += outcome.calls
+            progress.spend_usd += outcome.spend_usd
+            if outcome.status == "scored":
+                progress.scored += 1
+            else:
+                progress.unscored += 1
+                reasons[_reason_kind(outcome.unscored_reason)] += 1
+
+    async def flush() -> None:
+        if pending:
+            rows = pending[:]
+            del pending[:]
+            await asyncio.to_thread(_write, engine, rows)
+
+    async def monitor() -> None:
+        nonlocal cancelled
+        last_poll = 0.0
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S)
+            await flush()
+            if on_progress is not None:
+                on_progress(progress)
+            now = time.perf_counter()
+            if req.job_id is not None and now - last_poll >= JOB_POLL_S:
+                last_poll = now
+                await asyncio.to_thread(update_job, engine, req.job_id, progress=_job_progress(progress))
+                if await asyncio.to_thread(cancel_requested, engine, req.job_id):
+                    cancelled = True
+                    stop.set()
+
+    status, reason = "failed", None
+    mon = asyncio.create_task(monitor())
+    try:
+        n_workers = max(1, min(req.judge.max_concurrency, len(todo)))
+        await asyncio.gather(*(worker() for _ in range(n_workers)))
+        if cancelled:
+            status, reason = "cancelled", "cancelled on request"
+        elif req.limit is not None:
+            status, reason = "stopped", f"limited to the first {req.limit} items"
+        else:
+            status = "done"
+    except asyncio.CancelledError:
+        status, reason = "stopped", "interrupted"
+        raise
+    except Exception as exc:
+        status, reason = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        mon.cancel()
+        try:
+            await mon
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the monitor only flushes and reports
+            pass
+        _write(engine, pending[:])
+        del pending[:]
+        _finish(engine, run_id, status, reason)
+        if on_progress is not None:
+            on_progress(progress)
+        if req.job_id is not None:
+            update_job(engine, req.job_id, status={"done": "done", "stopped": "done"}.get(status, status),
+                       progress=_job_progress(progress),
+                       message=f"judge run #{run_id}: {progress.done} judged now, {progress.unscored} unscored"
+                       + (f" ({reason})" if reason else ""))
+        if owns_gateway:
+            await gw.aclose()
+
+    return JudgeSummary(
+        judge_run_id=run_id, version=label, rubric=f"{rubric.name}@{rubric_hash[:12]}", judge_model=req.judge.model,
+        mode=req.mode, resumed=resumed, status=status, total=progress.total, already=progress.already,
+        judged=progress.done, scored=progress.scored, unscored=progress.unscored, spend_usd=progress.spend_usd,
+        skipped=dict(skipped), unscored_reasons=dict(reasons.most_common()),
+        seconds=round(time.perf_counter() - t_start, 2),
+    )
+
+
+def _job_progress(p: Progress) -> dict[str, Any]:
+    return {"done": p.already + p.done, "total": p.total, "errors": p.unscored, "spend_usd": round(p.spend_usd, 6)}
+
+
+def _reason_kind(reason: str | None) -> str:
+    """The kind of an unscored reason ("timeout", "parse failure", …) for the summary."""
+    text = (reason or "unknown").split(":", 1)[0]
+    if "shown first" in text and reason:
+        text = reason.split(":", 2)[1].strip() if reason.count(":") >= 2 else text
+    return text.split(" after ")[0].strip()
+
+
+def run_judging(engine: Engine, req: JudgeRequest, *, on_progress: Callable[[Progress], None] | None = None) -> JudgeSummary:
+    """`judge_version` from synchronous code (the CLI, the app's job subprocess)."""
+    return asyncio.run(judge_version(engine, req, on_progress=on_progress))
