@@ -20,15 +20,28 @@ def bootstrap_item_means(z: np.ndarray, *, n_boot: int = 10_000, seed: int = 0, 
     z = np.asarray(z, float)
     c, n = z.shape
     ok = np.isfinite(z)
-    zf = np.where(ok, z, 0.0).astype(np.float64)
-    okf = ok.astype(np.float64)
-    rng = np.random.default_rng(seed)
+    zt = np.ascontiguousarray(np.where(ok, z, 0.0).T)
+    okt = None if ok.all() else np.ascontiguousarray(ok.T.astype(np.float64))
+    starts = list(range(0, n_boot, chunk))
+    # one independent stream per chunk: the result does not depend on which thread runs which chunk
+    seeds = np.random.SeedSequence(seed).spawn(len(starts))
     out = np.empty((c, n_boot))
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        w = resample_counts(rng, n, b).astype(np.float64)
+
+    def run(k: int) -> None:
+        b = min(chunk, n_boot - starts[k])
+        w = resample_counts(np.random.default_rng(seeds[k]), n, b).astype(np.float64)
+        sums = w @ zt
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, start:start + b] = (zf @ w.T) / (okf @ w.T)
+            out[:, starts[k]:starts[k] + b] = (sums / (w @ okt) if okt is not None else sums / n).T
+
+    if len(starts) > 1:
+        # random draws, bincount and BLAS release the GIL: two threads use both cores of a small machine
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(run, range(len(starts))))
+    else:
+        run(0)
     return out
 
 
