@@ -1,8 +1,361 @@
-"""Commands of this group (filled in by its feature)."""
+"""`ownbench candidates …`, `ownbench run …` and `ownbench runs …`: candidates, runs through the gateway,
+imported runs and exports. The gateway (and LiteLLM, lazily) is imported inside the commands only."""
 from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
 
 import typer
 
+from ownbench.cli.common import JSON_HELP, console, err_console, print_json, session
+
+candidates_app = typer.Typer(help="Model candidates declared in candidates.yaml.", no_args_is_help=True)
+runs_app = typer.Typer(help="Runs: list, show, import recorded answers, export.", no_args_is_help=True)
+
+DEFAULT_CANDIDATES = "candidates.yaml"
+
+
+def _money(v: float | None) -> str:
+    return "unknown" if v is None else f"${v:,.4f}"
+
+
+def _ms(v: float | None) -> str:
+    return "—" if v is None else f"{v:,.0f} ms"
+
+
+# --- candidates ------------------------------------------------------------------------------------------------
+
+
+@candidates_app.command("add")
+def candidates_add(file: Path = typer.Argument(..., help="A candidates.yaml file.")) -> None:
+    """Validate FILE and store (insert or update) every candidate it declares."""
+    from gateway.candidates import load_candidates, upsert_candidate
+
+    specs = load_candidates(file)
+    with session() as s:
+        rows = [upsert_candidate(s, spec) for spec in specs]
+    for row in rows:
+        console.print(f"candidate [bold]{row.name}[/]: {row.model}  config {row.config_hash[:12]}")
+
+
+@candidates_app.command("list")
+def candidates_list(
+    file: Optional[Path] = typer.Argument(None, help="List (and validate) this file instead of the database."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """The candidates of FILE, or those stored in the database."""
+    from rich.table import Table
+
+    if file is not None:
+        from gateway.candidates import load_candidates
+
+        rows = [{"name": c.name, "model": c.model, "api_base": c.api_base, "api_key_env": c.api_key_env,
+                 "params": c.params, "input_price_per_mtok": c.input_price_per_mtok,
+                 "output_price_per_mtok": c.output_price_per_mtok, "config_hash": c.config_hash(),
+                 **c.limits()} for c in load_candidates(file)]
+    else:
+        from sqlmodel import select
+
+        from storage.models import Candidate
+
+        with session() as s:
+            rows = [{"name": c.name, "model": c.model, "api_base": c.api_base, "api_key_env": c.api_key_env,
+                     "params": c.params, "input_price_per_mtok": c.input_price_per_mtok,
+                     "output_price_per_mtok": c.output_price_per_mtok, "config_hash": c.config_hash}
+                    for c in s.exec(select(Candidate).order_by(Candidate.name))]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("name", "model", "api_base", "key variable", "price in/out per 1M", "config")
+    for r in rows:
+        price = ("map / unknown" if r["input_price_per_mtok"] is None
+                 else f"${r['input_price_per_mtok']:g} / ${r['output_price_per_mtok']:g}")
+        table.add_row(r["name"], r["model"], r["api_base"] or "—", r["api_key_env"] or "—", price,
+                      r["config_hash"][:12])
+    console.print(table)
+
+
+# --- run -------------------------------------------------------------------------------------------------------
+
+
+def _spec_for(name: str, candidates_file: Optional[Path]) -> Any:
+    """The candidate from the given file, else from ./candidates.yaml if it names it, else the database."""
+    from gateway.candidates import find_candidate, load_candidates, spec_of
+    from gateway.runs import candidate_by_name
+
+    if candidates_file is not None:
+        return find_candidate(load_candidates(candidates_file), name, candidates_file)
+    default = Path(DEFAULT_CANDIDATES)
+    if default.is_file():
+        specs = load_candidates(default)
+        if any(s.name == name for s in specs):
+            return find_candidate(specs, name, default)
+    from sqlmodel import select
+
+    from storage.models import Run
+
+    with session() as s:
+        row = candidate_by_name(s, name)
+        last = s.exec(select(Run).where(Run.candidate_id == row.id, Run.source == "gateway")
+                      .order_by(Run.id.desc())).first()  # type: ignore[union-attr]
+        return spec_of(row, (last.config or {}).get("limits") if last else None)
+
+
+def run_command(
+    set_ref: str = typer.Option(..., "--set", help="The frozen version: NAME@VERSION, NAME (latest) or a hash prefix."),
+    candidate: str = typer.Option(..., "--candidate", help="The candidate's name."),
+    candidates_file: Optional[Path] = typer.Option(
+        None, "--candidates-file", help=f"Where the candidate is declared (default: ./{DEFAULT_CANDIDATES} if it "
+                                        "names the candidate, else the database)."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, max=1000,
+                                              help="Calls in flight (default: the candidate's)."),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", min=0.0,
+                                             help="Stop before the run's spend (USD) would exceed this."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Call the provider even for cached requests."),
+    new: bool = typer.Option(False, "--new", help="Start a new run instead of resuming an unfinished one."),
+    job: Optional[int] = typer.Option(None, "--job", help="Report progress to this job and obey its cancel."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Run a candidate over a frozen version; resumes the unfinished run of the same configuration."""
+    import os
+
+    from evalsets.freeze import resolve_version, version_label
+    from gateway.runs import RunProgress, run_candidate, run_totals
+    from ownbench.settings import engine as get_engine
+
+    spec = _spec_for(candidate, candidates_file)
+    with session() as s:
+        version = resolve_version(s, set_ref)
+        label = version_label(s, version)
+    eng = get_engine()
+    if job is not None:
+        from storage.jobs import update_job
+
+        update_job(eng, job, status="running", pid=os.getpid())
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]:.1f} calls/s"), TextColumn("errors {task.fields[errors]}"),
+                   TextColumn("spend {task.fields[spend]}"), TimeElapsedColumn(),
+                   console=err_console, disable=as_json, transient=False)
+    state: dict[str, Any] = {"task": None, "last": 0.0}
+
+    def on_start(run: Any, resumed: bool, total: int, todo: int) -> None:
+        what = "resuming" if resumed else "started"
+        err_console.print(f"run {run.id} {what}: {candidate} on {label}; {todo} of {total} items to call")
+        state["task"] = bar.add_task(f"run {run.id}", total=total, completed=total - todo, rate=0.0, errors=0,
+                                     spend="$0")
+
+    def on_progress(p: RunProgress) -> None:
+        now = time.monotonic()
+        if now - state["last"] < 0.1 and p.done < p.total:
+            return
+        state["last"] = now
+        bar.update(state["task"], completed=p.done, rate=p.calls_per_s, errors=p.errors, spend=_money(p.spend_usd))
+
+    with bar:
+        summary = run_candidate(eng, spec, version.id, concurrency=concurrency, max_cost_usd=max_cost,  # type: ignore[arg-type]
+                                use_cache=not no_cache, fresh=new, on_progress=on_progress, on_start=on_start,
+                                job_id=job)
+        if state["task"] is not None:
+            p = summary.progress
+            bar.update(state["task"], completed=p.done, rate=p.calls_per_s, errors=p.errors, spend=_money(p.spend_usd))
+    totals = run_totals(eng, summary.run_id)
+    result = {"run_id": summary.run_id, "status": summary.status, "reason": summary.status_reason,
+              "resumed": summary.resumed, "calls": summary.progress.calls, "cache_hits": summary.progress.cached,
+              **totals}
+    if as_json:
+        print_json(result)
+    else:
+        console.print(
+            f"run {summary.run_id} {summary.status}: {totals['outputs']} outputs, {totals['errors']} errors, "
+            f"{summary.progress.calls} calls, {summary.progress.cached} from cache; spend {_money(totals['spend_usd'])}"
+            + (f" ({totals['unknown_cost']} outputs of unknown cost)" if totals["unknown_cost"] else "")
+            + f"; mean latency {_ms(totals['mean_latency_ms'])}"
+        )
+        if summary.status_reason:
+            console.print(f"  {summary.status_reason}", highlight=False, markup=False)
+    if summary.status == "failed":
+        raise typer.Exit(1)
+
+
+# --- runs ------------------------------------------------------------------------------------------------------
+
+
+def _run_rows(s: Any, set_ref: Optional[str]) -> list[dict[str, Any]]:
+    from sqlmodel import select
+
+    from evalsets.freeze import resolve_version, version_label
+    from gateway.imports import provenance
+    from gateway.runs import run_totals
+    from storage.models import Candidate, EvalSetVersion, Run
+
+    query = select(Run).order_by(Run.id)
+    if set_ref:
+        query = query.where(Run.version_id == resolve_version(s, set_ref, check=False).id)
+    rows = []
+    eng = s.get_bind()
+    for run in s.exec(query):
+        cand = s.get(Candidate, run.candidate_id)
+        version = s.get(EvalSetVersion, run.version_id)
+        rows.append({
+            "run_id": run.id, "candidate": cand.name if cand else "?", "model": cand.model if cand else "?",
+            "set": version_label(s, version) if version else "?", "status": run.status,
+            "status_reason": run.status_reason, "source": run.source, "provenance": provenance(run),
+            "source_file": run.source_file, "source_file_hash": run.source_file_hash,
+            "started_at": run.started_at, "finished_at": run.finished_at,
+            "items": version.item_count if version else None, **run_totals(eng, run.id),
+        })
+    return rows
+
+
+@runs_app.command("list")
+def runs_list(
+    set_ref: Optional[str] = typer.Option(None, "--set", help="Only runs of this version."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Every run with its provenance (gateway or imported file), status, counts and spend."""
+    from rich.table import Table
+
+    with session() as s:
+        rows = _run_rows(s, set_ref)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("run", "candidate", "set", "status", "source", "outputs", "errors", "spend", "mean latency")
+    for r in rows:
+        table.add_row(str(r["run_id"]), r["candidate"], r["set"], r["status"], r["provenance"],
+                      f"{r['outputs']}/{r['items']}", str(r["errors"]),
+                      _money(r["spend_usd"]) if not r["unknown_cost"] else f"{_money(r['spend_usd'])} + unknown",
+                      _ms(r["mean_latency_ms"]))
+    console.print(table)
+
+
+def _get_run(s: Any, run_id: int) -> Any:
+    from storage.errors import InputError
+    from storage.models import Run
+
+    run = s.get(Run, run_id)
+    if run is None:
+        raise InputError(f"no run {run_id}", where="RUN_ID", hint="see `ownbench runs list`")
+    return run
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: int = typer.Argument(..., help="The run's id (see `ownbench runs list`)."),
+    errors: int = typer.Option(10, "--errors", help="How many error reasons to show."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """One run: provenance, configuration (no keys), totals, latency percentiles and error reasons."""
+    from sqlmodel import select
+
+    from storage.models import Item, Output
+
+    with session() as s:
+        run = _get_run(s, run_id)
+        row = next(r for r in _run_rows(s, None) if r["run_id"] == run_id)
+        outs = list(s.exec(select(Output, Item.item_key).join(Item, Item.id == Output.item_id)
+                           .where(Output.run_id == run_id).order_by(Item.position)))
+        config = run.config
+    lat = sorted(o.latency_ms for o, _ in outs if o.latency_ms is not None and o.error is None)
+    ttft = sorted(o.ttft_ms for o, _ in outs if o.ttft_ms is not None and o.error is None)
+
+    def pct(xs: list[float], q: float) -> float | None:
+        return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else None
+
+    errs = [{"item_key": k, "error": o.error, "attempts": o.attempts} for o, k in outs if o.error]
+    detail = {**row, "config": config, "latency_p50_ms": pct(lat, 0.5), "latency_p95_ms": pct(lat, 0.95),
+              "ttft_p50_ms": pct(ttft, 0.5), "error_reasons": errs[:errors]}
+    if as_json:
+        print_json(detail)
+        return
+    console.print(f"[bold]run {run_id}[/]: {row['candidate']} ({row['model']}) on {row['set']}")
+    console.print(f"  source: {row['provenance']}", highlight=False)
+    if row["source_file"]:
+        console.print(f"  file: {row['source_file']}  sha256 {row['source_file_hash']}", highlight=False)
+    console.print(f"  status: {row['status']}" + (f" — {row['status_reason']}" if row["status_reason"] else ""),
+                  highlight=False, markup=False)
+    console.print(f"  outputs {row['outputs']}/{row['items']}, errors {row['errors']}, from cache {row['cached']}")
+    console.print(f"  tokens: {row['prompt_tokens']:,} prompt, {row['completion_tokens']:,} completion; "
+                  f"spend {_money(row['spend_usd'])}, cost of all outputs {_money(row['cost_usd'])}"
+                  + (f", {row['unknown_cost']} of unknown cost" if row["unknown_cost"] else ""))
+    console.print(f"  latency p50 {_ms(detail['latency_p50_ms'])}, p95 {_ms(detail['latency_p95_ms'])}"
+                  + (f"; time to first token p50 {_ms(detail['ttft_p50_ms'])}" if ttft else ""))
+    if config:
+        console.print("  config: " + json.dumps(config, sort_keys=True, default=str), highlight=False, markup=False)
+    for e in errs[:errors]:
+        console.print(f"  error {e['item_key']}: {e['error']}", highlight=False, markup=False)
+    if len(errs) > errors:
+        console.print(f"  … {len(errs) - errors} more errors (--errors N)")
+
+
+@runs_app.command("import")
+def runs_import(
+    file: Path = typer.Argument(..., help="JSONL: item_key | prompt_hash | messages, and output (or error)."),
+    candidate: str = typer.Option(..., "--candidate", help="Name the answers are filed under."),
+    set_ref: str = typer.Option(..., "--set", help="The frozen version the answers belong to."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Import recorded answers as a run (source "imported", with the file's SHA-256). All lines or none."""
+    from evalsets.freeze import resolve_version, version_label
+    from gateway.imports import import_run, provenance
+
+    with session() as s:
+        version = resolve_version(s, set_ref)
+        result = import_run(s, file, candidate, version.id)  # type: ignore[arg-type]
+        label = version_label(s, version)
+        info = {"run_id": result.run.id, "created": result.created, "imported": result.imported,
+                "items": result.total_items, "provenance": provenance(result.run)}
+    if as_json:
+        print_json(info)
+        return
+    if result.created:
+        console.print(f"run {info['run_id']}: {result.imported} of {result.total_items} items of {label} "
+                      f"answered by {candidate}; {info['provenance']}", highlight=False)
+    else:
+        console.print(f"this file was already imported for {candidate} on {label}: run {info['run_id']}")
+
+
+@runs_app.command("export")
+def runs_export(
+    run_id: int = typer.Argument(..., help="The run's id."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write JSONL here instead of stdout."),
+) -> None:
+    """The run's outputs as JSONL, one line per item, with the run's provenance on each line."""
+    from sqlmodel import select
+
+    from gateway.imports import prompt_hash, provenance
+    from storage.models import Candidate, Item, Output
+
+    with session() as s:
+        run = _get_run(s, run_id)
+        cand = s.get(Candidate, run.candidate_id)
+        rows = list(s.exec(select(Output, Item).join(Item, Item.id == Output.item_id)
+                           .where(Output.run_id == run_id).order_by(Item.position)))
+        head = {"run_id": run.id, "candidate": cand.name if cand else None, "model": cand.model if cand else None,
+                "source": run.source, "provenance": provenance(run), "source_file_hash": run.source_file_hash}
+    fh = out.open("w", encoding="utf-8") if out else sys.stdout
+    try:
+        for o, item in rows:
+            fh.write(json.dumps({
+                **head, "item_key": item.item_key, "prompt_hash": prompt_hash(item.messages), "output": o.text,
+                "error": o.error, "finish_reason": o.finish_reason, "prompt_tokens": o.prompt_tokens,
+                "completion_tokens": o.completion_tokens, "cost_usd": o.cost_usd, "latency_ms": o.latency_ms,
+                "ttft_ms": o.ttft_ms, "attempts": o.attempts, "cached": o.cached,
+            }, ensure_ascii=False) + "\n")
+    finally:
+        if out:
+            fh.close()
+    if out:
+        err_console.print(f"wrote {len(rows)} outputs of run {run_id} to {out}")
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(candidates_app, name="candidates")
+    app.command("run")(run_command)
+    app.add_typer(runs_app, name="runs")
