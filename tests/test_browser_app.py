@@ -1,0 +1,177 @@
+"""The app in a real browser: Debian's chromium driven by Playwright against `streamlit run ui/app.py`.
+
+The database is seeded with SIMULATED judgments and golden assignments (tests/test_ui_seed.py); the labels
+are made here, with the keyboard, as an annotator would.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from sqlmodel import Session, select
+
+from storage.db import make_engine
+from storage.models import Label
+from tests.conftest import IN_CI, ROOT
+from tests.test_ui_seed import seed_project
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.browser
+
+
+def _need_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        if IN_CI:
+            pytest.fail(f"{CHROMIUM} is missing: CI must run the browser tests (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class AppServer:
+    """`streamlit run ui/app.py` on a free port against one database, stopped at the end."""
+
+    def __init__(self, db_url: str, home: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "OWNBENCH_DATABASE_URL": db_url, "OWNBENCH_HOME": str(home), **(extra_env or {})}
+        self.log = home / "streamlit.log"
+        home.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "ui" / "app.py"), "--server.headless", "true",
+             "--server.port", str(self.port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+            if self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError("streamlit did not start:\n" + self.log.read_text(errors="replace")[-3000:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    _need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def seeded_app(tmp_path: Path) -> Iterator[tuple[AppServer, str, object]]:
+    _need_chromium()
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    eng = make_engine(url)
+    seeded = seed_project(eng)
+    server = AppServer(url, tmp_path / "home")
+    yield server, url, seeded
+    server.stop()
+    eng.dispose()
+
+
+def _ready(page) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the step's buttons (and so their shortcuts) are on the page and the fragment is idle."""
+    page.get_by_role("button", name="Skip").wait_for()
+    page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")
+
+
+def _labels(url: str) -> list[Label]:
+    eng = make_engine(url, migrate=False)
+    with Session(eng) as s:
+        rows = list(s.exec(select(Label).order_by(Label.id)))
+    eng.dispose()
+    return rows
+
+
+def test_label_three_units_with_the_keyboard_and_find_them_after_reload(browser, seeded_app) -> None:  # type: ignore[no-untyped-def]
+    server, url, seeded = seeded_app
+    page = browser.new_page()
+    page.goto(server.url + "/label?annotator=alice")
+    page.get_by_text("Unit 1 of 18").wait_for(timeout=30_000)
+    for unit in range(1, 4):
+        page.get_by_text(f"Unit {unit} of 18").wait_for()
+        _ready(page)
+        page.get_by_text("Criterion 1 of 2").wait_for()
+        page.keyboard.press("1")  # correct: pass
+        page.get_by_text("Criterion 2 of 2").wait_for()
+        _ready(page)
+        page.keyboard.press("3" if unit != 2 else "2")  # helpful: level
+        page.get_by_text(f"Unit {unit + 1} of 18").wait_for()
+    page.get_by_text("3 of 18 units done").wait_for()
+    rows = _labels(url)
+    assert [(r.criterion_id, r.verdict) for r in rows] == [
+        ("correct", "pass"), ("helpful", "3"), ("correct", "pass"), ("helpful", "2"),
+        ("correct", "pass"), ("helpful", "3"),
+    ]
+    assert {r.annotator_id for r in rows} == {seeded.annotators["alice"]}
+    assert [r.golden_unit_id for r in rows[::2]] == seeded.unit_ids[:3]
+
+    page.reload()
+    page.get_by_text("3 of 18 units done").wait_for(timeout=30_000)
+    page.get_by_text("Unit 4 of 18").wait_for()
+    _ready(page)
+    # skip with the keyboard, then come back with B and re-label: a new row, the latest counts
+    page.keyboard.press("S")
+    page.get_by_text("Criterion 2 of 2").wait_for()
+    _ready(page)
+    page.keyboard.press("B")
+    page.get_by_text("You skipped this before").wait_for()
+    _ready(page)
+    page.keyboard.press("0")
+    page.get_by_text("Criterion 2 of 2").wait_for()
+    rows = _labels(url)
+    assert [(r.verdict, r.skipped) for r in rows[-2:]] == [(None, True), ("fail", False)]
+    page.close()
+
+
+def test_untrusted_output_does_not_execute_or_fetch(browser, seeded_app) -> None:  # type: ignore[no-untyped-def]
+    server, _url, _seeded = seeded_app
+    page = browser.new_page()
+    dialogs: list[str] = []
+    outside: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("request", lambda r: outside.append(r.url) if "203.0.113.9" in r.url or r.url.startswith(
+        server.url + "/x") else None)
+    page.goto(server.url + "/label?annotator=bob")
+    page.get_by_text("Unit 1 of 18").wait_for(timeout=30_000)
+    page.get_by_text("window.__xss = 1", exact=False).first.wait_for()  # shown as text
+    page.wait_for_timeout(1500)
+    assert page.evaluate("() => window.__xss") is None
+    assert page.locator("img[src='x']").count() == 0
+    assert page.evaluate("() => [...document.scripts].some(s => s.textContent.includes('__xss'))") is False
+    assert page.locator("img[src*='203.0.113.9'], a[href*='203.0.113.9']").count() == 0
+    assert dialogs == [] and outside == []
+    page.close()

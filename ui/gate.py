@@ -1,0 +1,38 @@
+"""Whether rankings are unlocked, in words, from the statistics area's ranking report."""
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from storage.models import EvalSet, EvalSetVersion, RubricVersion
+from ui import common, queries
+
+
+def pair_title(s: Session, version_id: int, rubric_version_id: int) -> str:
+    v = s.get(EvalSetVersion, version_id)
+    es = s.get(EvalSet, v.eval_set_id) if v else None
+    r = s.get(RubricVersion, rubric_version_id)
+    return f"{es.name if es else '?'}@{v.number if v else '?'} × {r.name if r else '?'} ({r.content_hash[:8] if r else ''})"
+
+
+def ranking_status(url: str) -> list[str]:
+    """One sentence per (version, rubric) with a golden subset: what still blocks its ranking, or that it is open."""
+    reports = common.optional("analysis.reports", "ranking_report")
+    pairs = queries.golden_pairs(url)
+    if reports is None:
+        return ["Rankings need the statistics module `analysis.reports`, which is not available in this "
+                "installation; labels are kept and will count once it is."]
+    lines = []
+    with Session(common.engine()) as s:
+        for version_id, rubric_id, _n in pairs:
+            title = pair_title(s, version_id, rubric_id)
+            try:
+                report = reports.ranking_report(s, version_id, rubric_id)
+            except Exception as exc:  # noqa: BLE001 - shown as words, the page must stay up
+                lines.append(f"{title}: the ranking could not be computed ({exc}).")
+                continue
+            withheld = list(getattr(report, "withheld", None) or [])
+            if withheld:
+                lines.append(f"{title}: rankings are withheld: " + "; ".join(map(str, withheld)) + ".")
+            else:
+                lines.append(f"{title}: rankings are unlocked; see the **Rankings** page.")
+    return lines or ["Label the golden subset on the **Label** page."]

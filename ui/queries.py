@@ -1,0 +1,123 @@
+"""Read queries the pages share, cached for a few seconds (`st.cache_data(ttl=…)`); writes never go here."""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from storage.models import (
+    Annotator,
+    Candidate,
+    EvalSet,
+    EvalSetVersion,
+    GoldenUnit,
+    Job,
+    Judgment,
+    JudgeRun,
+    Label,
+    Output,
+    RubricVersion,
+    Run,
+)
+from ui.common import QUERY_TTL, _engine_for
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def counts(url: str) -> dict[str, int]:
+    tables = {
+        "eval sets": EvalSet, "versions": EvalSetVersion, "candidates": Candidate, "runs": Run,
+        "outputs": Output, "rubric versions": RubricVersion, "judge runs": JudgeRun, "judgments": Judgment,
+        "golden units": GoldenUnit, "labels": Label, "annotators": Annotator,
+    }
+    with Session(_engine_for(url)) as s:
+        out = {name: int(s.exec(select(func.count()).select_from(t)).one()) for name, t in tables.items()}
+        out["labels"] = int(s.exec(select(func.count()).select_from(Label).where(Label.skipped.is_(False))).one())  # type: ignore[attr-defined]
+        return out
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def runs_table(url: str) -> list[dict[str, Any]]:
+    with Session(_engine_for(url)) as s:
+        rows = s.exec(
+            select(Run, Candidate.name, Candidate.model, EvalSet.name, EvalSetVersion.number)
+            .join(Candidate, Candidate.id == Run.candidate_id)
+            .join(EvalSetVersion, EvalSetVersion.id == Run.version_id)
+            .join(EvalSet, EvalSet.id == EvalSetVersion.eval_set_id)
+            .order_by(Run.id.desc())  # type: ignore[union-attr]
+        ).all()
+        stats = {
+            rid: (n, errs, cost, lat)
+            for rid, n, errs, cost, lat in s.exec(
+                select(Output.run_id, func.count(), func.count(Output.error), func.sum(Output.cost_usd),
+                       func.avg(Output.latency_ms)).group_by(Output.run_id)
+            ).all()
+        }
+        out = []
+        for run, cname, model, sname, number in rows:
+            n, errs, cost, lat = stats.get(run.id, (0, 0, None, None))
+            out.append({
+                "run": run.id, "candidate": cname, "model": model, "set": f"{sname}@{number}",
+                "source": run.source, "status": run.status, "outputs": n, "errors": errs,
+                "spend $": round(cost, 4) if cost is not None else None,
+                "mean latency ms": round(lat) if lat is not None else None,
+                "started": run.started_at, "reason": run.status_reason,
+            })
+        return out
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def judge_runs_table(url: str) -> list[dict[str, Any]]:
+    with Session(_engine_for(url)) as s:
+        rows = s.exec(
+            select(JudgeRun, RubricVersion.name, EvalSet.name, EvalSetVersion.number)
+            .join(RubricVersion, RubricVersion.id == JudgeRun.rubric_version_id)
+            .join(EvalSetVersion, EvalSetVersion.id == JudgeRun.version_id)
+            .join(EvalSet, EvalSet.id == EvalSetVersion.eval_set_id)
+            .order_by(JudgeRun.id.desc())  # type: ignore[union-attr]
+        ).all()
+        stats = {
+            jid: (n, unscored, cost)
+            for jid, n, unscored, cost in s.exec(
+                select(Judgment.judge_run_id, func.count(), func.count(Judgment.unscored_reason),
+                       func.sum(Judgment.cost_usd)).group_by(Judgment.judge_run_id)
+            ).all()
+        }
+        out = []
+        for jr, rname, sname, number in rows:
+            n, unscored, cost = stats.get(jr.id, (0, 0, None))
+            out.append({
+                "judge run": jr.id, "set": f"{sname}@{number}", "rubric": rname, "judge": jr.judge_model,
+                "mode": jr.mode, "source": jr.source, "status": jr.status, "judgments": n, "unscored": unscored,
+                "spend $": round(cost, 4) if cost is not None else None, "started": jr.started_at,
+                "reason": jr.status_reason,
+            })
+        return out
+
+
+def jobs_table(url: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Jobs are read fresh: their progress is what the Runs page watches."""
+    with Session(_engine_for(url)) as s:
+        jobs = s.exec(select(Job).order_by(Job.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
+        return [j.model_dump() for j in jobs]
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def golden_pairs(url: str) -> list[tuple[int, int, int]]:
+    """(version id, rubric version id, golden units) with a golden subset, most units first."""
+    with Session(_engine_for(url)) as s:
+        rows = s.exec(
+            select(GoldenUnit.version_id, GoldenUnit.rubric_version_id, func.count())
+            .group_by(GoldenUnit.version_id, GoldenUnit.rubric_version_id)
+        ).all()
+        return sorted(((int(v), int(r), int(n)) for v, r, n in rows), key=lambda t: -t[2])
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def judged_pairs(url: str) -> list[tuple[int, int, int]]:
+    """(version id, rubric version id, judge run id) of every judge run, newest first."""
+    with Session(_engine_for(url)) as s:
+        rows = s.exec(select(JudgeRun.version_id, JudgeRun.rubric_version_id, JudgeRun.id)
+                      .order_by(JudgeRun.id.desc())).all()  # type: ignore[union-attr]
+        return [(int(v), int(r), int(j)) for v, r, j in rows]

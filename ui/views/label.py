@@ -1,0 +1,181 @@
+"""Label: blind labeling of the golden subset, one unit × criterion at a time, with one-key shortcuts.
+
+The page shows the prompt, the output(s) in this annotator's order, and the criterion with its levels; it
+never reads a candidate, run, judgment or another annotator's label (analysis.labeling.unit_view holds
+exactly what is shown). Saving and moving on reruns only the labeling fragment.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from analysis import labeling
+from storage.errors import InputError
+from ui import common
+from ui.render import show_chat, show_text
+
+NAV_KEYS = {"next": "N", "back": "B", "skip": "S", "flag": "F"}
+
+
+def shortcut_for(criterion: dict[str, Any], mode: str, choice: str, index: int) -> str | None:
+    """One key per label: digits for levels and categories, 1/0 for pass/fail, 1/2/T for pairs."""
+    if mode == "pairwise":
+        return {"first": "1", "second": "2", "tie": "T"}[choice]
+    kind = criterion.get("type")
+    if kind == "binary":
+        return {"pass": "1", "fail": "0"}[choice]
+    if kind == "ordinal":
+        return choice if len(choice) == 1 and choice.isdigit() else None
+    return str(index + 1) if index < 9 else None
+
+
+def _state_key(annotator_id: int, task: labeling.LabelingTask) -> str:
+    return f"label-step:{annotator_id}:{task.version_id}:{task.rubric_version_id}:{task.mode}"
+
+
+def _act(annotator_id: int, task: labeling.LabelingTask, step: tuple[int, str], action: str,
+         choice: str | None = None) -> None:
+    """Button callback: save (label or skip) and move on, or just move; runs before the fragment reruns."""
+    key = _state_key(annotator_id, task)
+    step_id = f"{step[0]}:{step[1]}"
+    history: list = st.session_state.setdefault(key + ":history", [])
+    st.session_state.pop("label-error", None)
+    if action == "flag":
+        st.session_state[f"flag:{step_id}"] = not st.session_state.get(f"flag:{step_id}", False)
+        return
+    if action == "back":
+        if history:
+            st.session_state[key] = history.pop()
+        return
+    try:
+        with common.session() as s:
+            if action in ("label", "skip"):
+                labeling.save_label(
+                    s, annotator_id, step[0], step[1],
+                    choice=choice,
+                    skipped=action == "skip",
+                    flagged=bool(st.session_state.get(f"flag:{step_id}", False)),
+                    comment=st.session_state.get(f"comment:{step_id}"),
+                )
+            nxt = labeling.next_step(s, annotator_id, task, after=step)
+    except InputError as exc:
+        st.session_state["label-error"] = exc.message
+        return
+    history.append(step)
+    st.session_state[key] = nxt
+
+
+@st.fragment
+def labeling_panel(annotator_id: int, task: labeling.LabelingTask, plain: bool) -> None:
+    key = _state_key(annotator_id, task)
+    with common.session() as s:
+        if key not in st.session_state:
+            st.session_state[key] = labeling.next_step(s, annotator_id, task)
+        step = st.session_state[key]
+        prog = labeling.progress(s, annotator_id, task)
+        view = labeling.unit_view(s, annotator_id, *step) if step is not None else None
+
+    done_share = prog.steps_done / prog.steps_total if prog.steps_total else 0.0
+    st.progress(done_share, text=(
+        f"{prog.done_units} of {prog.assigned_units} units done · {prog.labels} labels · "
+        f"{prog.skipped} skipped · {prog.flagged} flagged"
+    ))
+    if st.session_state.get("label-error"):
+        st.error(st.session_state["label-error"])
+    if view is None:
+        st.success("Your queue is done: every assigned unit has a label from you. Thank you!")
+        if st.session_state.get(key + ":history"):
+            st.button("Back to the last unit", key="back-last", shortcut=NAV_KEYS["back"],
+                      on_click=_act, args=(annotator_id, task, ("", ""), "back"))
+        return
+
+    step_id = f"{view.golden_unit_id}:{view.criterion['id']}"
+    crit_index = next(i for i, c in enumerate(view.criteria) if c["id"] == view.criterion["id"])
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        st.caption(f"Unit {view.position + 1} of {view.queue_size}")
+        st.markdown("##### Prompt")
+        show_chat(st, view.messages, plain=plain)
+        if view.reference is not None:
+            with st.expander("Reference answer", expanded=False):
+                show_text(st, view.reference, plain=plain)
+        if len(view.outputs) == 1:
+            st.markdown("##### Response")
+            with st.container(border=True):
+                show_text(st, view.outputs[0], plain=plain)
+        else:
+            cols = st.columns(2)
+            for i, (col, text) in enumerate(zip(cols, view.outputs)):
+                with col:
+                    st.markdown(f"##### Response {i + 1}")
+                    with st.container(border=True):
+                        show_text(st, text, plain=plain)
+    with right:
+        crit = view.criterion
+        st.markdown(f"##### Criterion {crit_index + 1} of {len(view.criteria)}: `{crit['id']}`")
+        st.markdown(common_escape(str(crit.get("question", ""))))
+        if view.mode == "pairwise":
+            st.caption("Which response is better on this criterion?")
+        levels = crit.get("levels") or {}
+        if levels and view.mode != "pairwise":
+            st.markdown("\n".join(f"- **{k}**: {common_escape(str(v))}" for k, v in levels.items()))
+        if view.latest:
+            was = "skipped" if view.latest["skipped"] else f"labeled {view.latest['verdict']}"
+            st.caption(f"You {was} this before; a new label is added and the latest counts.")
+        flagged = st.session_state.get(f"flag:{step_id}", False)
+        choices = labeling.choices_for(crit, view.mode)
+        cols = st.columns(min(len(choices), 5))
+        for i, (choice, caption) in enumerate(choices):
+            short = caption.split(" — ")[0] if crit.get("type") == "ordinal" else caption
+            with cols[i % len(cols)]:
+                st.button(short, key=f"choice:{step_id}:{choice}", help=caption, type="primary",
+                          shortcut=shortcut_for(crit, view.mode, choice, i), use_container_width=True,
+                          on_click=_act, args=(annotator_id, task, (view.golden_unit_id, crit["id"]), "label", choice))
+        st.text_input("Comment (optional)", key=f"comment:{step_id}",
+                      placeholder="Why? (Enter to keep it, then Tab out to use the keys)")
+        nav = st.columns(2)
+        for i, (action, text) in enumerate(zip(("back", "next", "skip", "flag"),
+                                               ("Back", "Next", "Skip", "Unflag" if flagged else "Flag"))):
+            with nav[i % 2]:
+                st.button(text, key=f"{action}:{step_id}", shortcut=NAV_KEYS[action], use_container_width=True,
+                          on_click=_act, args=(annotator_id, task, (view.golden_unit_id, crit["id"]), action),
+                          disabled=action == "back" and not st.session_state.get(key + ":history"))
+        if flagged:
+            st.warning("Flagged: the flag is saved with your label or skip.", icon="🚩")
+        st.caption("Keys: the label's key saves and moves on · N next without saving · B back · S skip · "
+                   "F flag. Skip records that you could not judge this unit.")
+
+
+def common_escape(text: str) -> str:
+    from ui.render import neutralise_markdown
+
+    return neutralise_markdown(text)
+
+
+def main() -> None:
+    st.title("Label")
+    name = common.current_annotator()
+    if not name:
+        st.info("Pick your name in the sidebar to start labeling.")
+        return
+    try:
+        with common.session() as s:
+            annotator = labeling.ensure_annotator(s, name)
+            tasks = labeling.tasks_for(s, annotator.id)
+            annotator_id = int(annotator.id)
+    except InputError as exc:
+        common.show_input_error(exc)
+        return
+    if not tasks:
+        st.info(f"No golden units are assigned to {name} yet. Draw a golden subset with {name} among the "
+                "annotators on the Agreement page (or `ownbench golden draw`), then come back.")
+        return
+    titles = {i: t.title for i, t in enumerate(tasks)}
+    chosen = st.selectbox("Golden subset", list(titles), format_func=lambda i: titles[i], key="label-task") \
+        if len(tasks) > 1 else 0
+    plain = st.toggle("Show text verbatim (no markdown)", key="label-plain")
+    labeling_panel(annotator_id, tasks[chosen], plain)
+
+
+main()

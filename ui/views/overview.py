@@ -1,0 +1,40 @@
+"""Overview: what the project holds, and the next step in words."""
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import common, queries
+from ui.gate import ranking_status
+
+st.title("ownbench")
+st.caption("A private, frozen eval set from your logs; a judge calibrated against humans; rankings you can defend.")
+
+url = common.database_url()
+c = queries.counts(url)
+row1 = st.columns(6)
+for col, (label, key) in zip(row1, [("Eval sets", "eval sets"), ("Versions", "versions"),
+                                    ("Candidates", "candidates"), ("Runs", "runs"), ("Outputs", "outputs"),
+                                    ("Rubric versions", "rubric versions")]):
+    col.metric(label, f"{c[key]:,}")
+row2 = st.columns(6)
+for col, (label, key) in zip(row2, [("Judge runs", "judge runs"), ("Judgments", "judgments"),
+                                    ("Golden units", "golden units"), ("Labels", "labels"),
+                                    ("Annotators", "annotators")]):
+    col.metric(label, f"{c[key]:,}")
+
+st.subheader("Next step")
+if c["versions"] == 0:
+    st.info("Freeze an eval set from your logs on the **Eval sets** page (or `ownbench sets freeze`); "
+            "`ownbench demo` builds one from real Chatbot Arena prompts.")
+elif c["runs"] == 0:
+    st.info("Run at least two candidates on the eval set from the **Runs** page (or `ownbench run`).")
+elif c["rubric versions"] == 0:
+    st.info("Write a rubric on the **Rubrics** page and save it as a version.")
+elif c["judge runs"] == 0:
+    st.info("Start a judge run on the **Runs** page: the judge scores every output against the rubric.")
+elif c["golden units"] == 0:
+    st.info("Draw a golden subset on the **Agreement** page, so that people can label it blind on the **Label** "
+            "page; the judge is calibrated against their labels.")
+else:
+    for line in ranking_status(url):
+        st.info(line)
