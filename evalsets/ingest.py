@@ -92,7 +92,7 @@ def read_pool(paths: Sequence[str | Path], options: IngestOptions, progress: Pro
     options.check()
     missing = [str(p) for p in paths if not Path(p).is_file()]
     if missing:
-        raise InputError(f"no such file: {missing[0]}", where=missing[0], hint="check the path")
+        raise InputError("no such file", where=missing[0], hint="check the path")
     if not paths:
         raise InputError("no log files given", hint="ownbench ingest FILE... --name NAME")
     sizes = [os.path.getsize(p) for p in paths]
@@ -277,3 +277,12 @@ def ingest(
     if progress is not None:
         progress("freezing", len(drafts), len(drafts))
     return IngestResult(version, version.sampling_report or report, created=not existed)
+
+
+def drafts_from_files(paths: Sequence[str | Path], options: IngestOptions) -> list[ItemDraft]:
+    """Every record of `paths` as an item draft (exact duplicates dropped, no sampling): for editing a version."""
+    opts = IngestOptions(**{**options.__dict__, "sample": 0, "near_dup_threshold": 1.0,
+                            "pool_cap": max(options.pool_cap, 1_000_000)})
+    pool = read_pool(paths, opts)
+    keys, _ = unique_keys(pool.records)
+    return [ItemDraft(k, r.messages, r.reference, r.meta) for k, r in zip(keys, pool.records)]
