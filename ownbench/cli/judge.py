@@ -1,8 +1,345 @@
-"""Commands of this group (filled in by its feature)."""
+"""`ownbench judge`, `ownbench rubrics …` and `ownbench judgments …`: score a frozen version's outputs against
+a rubric, check and list rubrics, import and export judgments. Heavy modules are imported inside commands."""
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
 
 import typer
 
+JSON_HELP = "Print machine-readable JSON instead of tables."
+
+rubrics_app = typer.Typer(help="Rubrics: validate files, list stored versions, show one.", no_args_is_help=True)
+judgments_app = typer.Typer(help="Judgments: import verdicts made elsewhere, export stored ones.", no_args_is_help=True)
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("judge")(judge_cmd)
+    app.add_typer(rubrics_app, name="rubrics")
+    app.add_typer(judgments_app, name="judgments")
+
+
+def _split(value: Optional[str]) -> list[str] | None:
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    return parts or None
+
+
+def _rubric(ref: str):  # type: ignore[no-untyped-def]
+    """A rubric file, or a stored rubric version (name, NAME@HASHPREFIX, hash prefix)."""
+    from judging.rubric import find_rubric_version, load_rubric, rubric_from_version
+
+    from ownbench.cli.common import session
+
+    looks_like_file = Path(ref).suffix.lower() in (".yaml", ".yml") or "/" in ref
+    if Path(ref).is_file() or looks_like_file:
+        return load_rubric(ref)
+    with session() as s:
+        return rubric_from_version(find_rubric_version(s, ref))
+
+
+def judge_cmd(
+    set_ref: str = typer.Option(..., "--set", help="The frozen version to judge: NAME@VERSION, NAME (latest) or a hash prefix."),
+    rubric: str = typer.Option(..., "--rubric", help="A rubric YAML file (e.g. rubrics/helpfulness.yaml) or a stored rubric name."),
+    judge_model: Optional[str] = typer.Option(None, "--judge", help="Judge model (LiteLLM string); default: the rubric's judge.model."),
+    api_base: Optional[str] = typer.Option(None, "--api-base", help="OpenAI-compatible server of the judge, e.g. http://127.0.0.1:8080/v1."),
+    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="NAME of the environment variable holding the judge's API key."),
+    candidates: Optional[str] = typer.Option(None, "--candidates", help="Comma-separated candidate names (default: all with a run)."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="pointwise or pairwise (default: the rubric's judge.mode)."),
+    criteria: Optional[str] = typer.Option(None, "--criteria", help="Comma-separated criterion ids (default: all)."),
+    structured: Optional[str] = typer.Option(None, "--structured", help="tools, json or json_schema (default: the rubric's)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Judge only the first N items of the version."),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, max=1000, help="Judge calls in flight."),
+    max_retries: int = typer.Option(2, "--max-retries", min=0, max=10, help="Re-asks after an invalid verdict."),
+    max_tokens: int = typer.Option(1024, "--max-tokens", min=16, help="Bound on each judge answer."),
+    timeout_s: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds per judge call."),
+    input_price: Optional[float] = typer.Option(None, "--input-price", min=0, help="USD per 1M input tokens (overrides LiteLLM's price map)."),
+    output_price: Optional[float] = typer.Option(None, "--output-price", min=0, help="USD per 1M output tokens."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Ask the judge again even when an identical request is cached."),
+    new_run: bool = typer.Option(False, "--new-run", help="Start a new judge run instead of resuming the matching one."),
+    retry_unscored: bool = typer.Option(False, "--retry-unscored", help="Judge again the units whose last judgment is unscored."),
+    job: Optional[int] = typer.Option(None, "--job", help="Report progress to this job (the app uses this)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Score the outputs of a frozen version against a rubric (pointwise or pairwise); resumable and cached."""
+    from storage.errors import InputError
+
+    from ownbench import settings
+
+    try:
+        summary = _judge(set_ref, rubric, judge_model, api_base, api_key_env, candidates, mode, criteria, structured,
+                         limit, concurrency, max_retries, max_tokens, timeout_s, input_price, output_price,
+                         no_cache, new_run, retry_unscored, job, as_json)
+    except InputError as exc:
+        if job is not None:
+            from storage.jobs import update_job
+
+            update_job(settings.engine(), job, status="failed", message=exc.message)
+        raise
+    _print_summary(summary, as_json)
+    if summary.judged and summary.scored == 0:
+        from ownbench.cli.common import err_console
+
+        top = next(iter(summary.unscored_reasons), "unknown")
+        err_console.print(f"[bold red]every judgment failed[/] (mostly: {top}); nothing was scored", highlight=False)
+        raise typer.Exit(1)
+
+
+def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: Optional[str],
+           api_key_env: Optional[str], candidates: Optional[str], mode: Optional[str], criteria: Optional[str],
+           structured: Optional[str], limit: Optional[int], concurrency: int, max_retries: int, max_tokens: int,
+           timeout_s: float, input_price: Optional[float], output_price: Optional[float], no_cache: bool,
+           new_run: bool, retry_unscored: bool, job: Optional[int], as_json: bool):  # type: ignore[no-untyped-def]
+    from evalsets.freeze import resolve_version
+    from gateway.client import ModelConfig
+    from judging.judge import STRUCTURED_MODES
+    from judging.runs import JudgeRequest, judge_version
+    from storage.errors import InputError
+
+    from ownbench import settings
+    from ownbench.cli.common import session
+
+    rub = _rubric(rubric_ref)
+    model = judge_model or rub.judge.model
+    if not model:
+        raise InputError("no judge model", where="--judge",
+                         hint="give --judge MODEL (e.g. openai/gpt-4o-mini) or set judge.model in the rubric")
+    mode = mode or rub.judge.mode
+    if mode not in ("pointwise", "pairwise"):
+        raise InputError(f"mode {mode!r} is not pointwise or pairwise", where="--mode")
+    structured = structured or rub.judge.structured_output
+    if structured not in STRUCTURED_MODES:
+        raise InputError(f"structured output {structured!r} is unknown", where="--structured",
+                         hint=f"one of: {', '.join(STRUCTURED_MODES)}")
+    if api_base is not None and not api_base.startswith(("http://", "https://")):
+        raise InputError(f"{api_base!r} is not an http(s) URL", where="--api-base",
+                         hint="e.g. http://127.0.0.1:8080/v1")
+    crits = _split(criteria)
+    for c in crits or []:
+        rub.criterion(c)  # names the unknown criterion and lists the known ones
+    with session() as s:
+        version_id = resolve_version(s, set_ref).id
+    cfg = ModelConfig(
+        model=model, params={"temperature": rub.judge.temperature, "max_tokens": max_tokens}, api_base=api_base,
+        api_key_env=api_key_env, input_price_per_mtok=input_price, output_price_per_mtok=output_price,
+        max_concurrency=concurrency, timeout_s=timeout_s,
+    )
+    req = JudgeRequest(version_id=version_id, rubric=rub, judge=cfg, mode=mode, structured=structured,  # type: ignore[arg-type]
+                       candidates=_split(candidates), criteria=crits, limit=limit, max_retries=max_retries,
+                       use_cache=not no_cache, new_run=new_run, retry_unscored=retry_unscored, job_id=job)
+    import asyncio
+
+    engine = settings.engine()
+    if as_json or not sys.stderr.isatty():
+        return asyncio.run(judge_version(engine, req))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ownbench.cli.common import err_console
+
+    with Progress(TextColumn("[bold]judging[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  TimeRemainingColumn(), console=err_console, transient=False) as bar:
+        task = bar.add_task("", total=None)
+
+        def on_progress(p) -> None:  # type: ignore[no-untyped-def]
+            bar.update(task, total=p.total, completed=p.already + p.done,
+                       description=f"unscored {p.unscored} · spend ${p.spend_usd:.4f}")
+
+        return asyncio.run(judge_version(engine, req, on_progress=on_progress))
+
+
+def _print_summary(summary, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    from ownbench.cli.common import console, print_json
+
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    t = Table(show_header=False, box=None, pad_edge=False)
+    verb = "resumed" if summary.resumed else "started"
+    t.add_row("judge run", f"#{summary.judge_run_id} ({verb}, {summary.status})")
+    t.add_row("version", summary.version)
+    t.add_row("rubric", summary.rubric)
+    t.add_row("judge", f"{summary.judge_model} · {summary.mode}")
+    t.add_row("units", f"{summary.total} planned · {summary.already} already judged · {summary.judged} judged now")
+    t.add_row("judged now", f"{summary.scored} scored · {summary.unscored} unscored")
+    for reason, n in summary.unscored_reasons.items():
+        t.add_row("", f"  unscored, {reason}: {n}")
+    for why, n in summary.skipped.items():
+        t.add_row("skipped", f"{n} ({why})")
+    t.add_row("spend", f"${summary.spend_usd:.4f} in {summary.seconds:.1f} s")
+    console.print(t)
+
+
+# --- rubrics ------------------------------------------------------------------------------------------------
+
+
+@rubrics_app.command("validate")
+def rubrics_validate(
+    files: list[Path] = typer.Argument(..., help="Rubric YAML files."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Check rubric files; every problem is printed as file:line: key: what, with a hint. Exit 2 if any."""
+    from judging.rubric import RubricProblem, validate_rubric_text
+    from rich.markup import escape
+
+    from ownbench.cli.common import console, err_console, print_json
+
+    report: dict[str, Any] = {}
+    bad = 0
+    for f in files:
+        if not f.is_file():
+            problems = [RubricProblem(str(f), None, None, "", "file does not exist", "check the path")]
+            rubric = None
+        else:
+            rubric, problems = validate_rubric_text(f.read_text(encoding="utf-8", errors="replace"), str(f))
+        bad += bool(problems)
+        report[str(f)] = {"valid": not problems, "version": rubric.content_hash if rubric else None,
+                          "problems": [p.to_dict() for p in problems]}
+        if not as_json:
+            if problems:
+                for p in problems:
+                    err_console.print(f"[red]{escape(str(p))}[/]", highlight=False, soft_wrap=True)
+            else:
+                assert rubric is not None
+                console.print(f"[green]ok[/] {f}  {rubric.name}@{rubric.content_hash[:12]}  "
+                              f"criteria: {', '.join(c.id for c in rubric.criteria)}", highlight=False)
+    if as_json:
+        print_json(report)
+    if bad:
+        raise typer.Exit(2)
+
+
+@rubrics_app.command("list")
+def rubrics_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Stored rubric versions (newest first) and the rubric files shipped with ownbench."""
+    from judging.rubric import RUBRICS_DIR
+    from rich.table import Table
+    from sqlmodel import select
+    from storage.models import RubricVersion
+
+    from ownbench.cli.common import console, print_json, session
+
+    with session() as s:
+        rows = list(s.exec(select(RubricVersion).order_by(RubricVersion.id.desc())))  # type: ignore[union-attr]
+        hashes = {r.id: r.content_hash for r in rows}
+        data = [{"id": r.id, "name": r.name, "version": r.content_hash,
+                 "criteria": [c["id"] for c in r.spec.get("criteria", [])],
+                 "parent": hashes.get(r.parent_id) if r.parent_id else None, "source": r.source_path,
+                 "created_at": r.created_at} for r in rows]
+    shipped = sorted(str(p) for p in RUBRICS_DIR.glob("*.yaml"))
+    if as_json:
+        print_json({"stored": data, "shipped": shipped})
+        return
+    t = Table(title="stored rubric versions")
+    for col in ("name", "version", "criteria", "parent", "source", "created"):
+        t.add_column(col)
+    for d in data:
+        t.add_row(d["name"], d["version"][:12], ", ".join(d["criteria"]), (d["parent"] or "")[:12],
+                  d["source"] or "", str(d["created_at"])[:19])
+    console.print(t if data else "no rubric stored yet (they are stored when first used by `ownbench judge`)")
+    console.print("shipped: " + ", ".join(shipped), highlight=False)
+
+
+@rubrics_app.command("show")
+def rubrics_show(
+    ref: str = typer.Argument(..., help="A rubric file, a stored name, NAME@HASHPREFIX or a hash prefix."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """A rubric's text, version and criteria."""
+    from ownbench.cli.common import console, print_json
+
+    rubric = _rubric(ref)
+    if as_json:
+        print_json({"name": rubric.name, "version": rubric.content_hash, "spec": rubric.spec, "yaml": rubric.text})
+        return
+    console.print(f"[bold]{rubric.name}[/]@{rubric.content_hash[:12]}  ({rubric.content_hash})", highlight=False)
+    console.print(rubric.text, markup=False, highlight=False)
+
+
+# --- judgments ----------------------------------------------------------------------------------------------
+
+
+@judgments_app.command("import")
+def judgments_import(
+    file: Path = typer.Argument(..., help="JSONL or CSV: item, candidate, [candidate_b], criterion, verdict, [judge], [rationale]."),
+    set_ref: str = typer.Option(..., "--set", help="The version the judgments are about: NAME@VERSION."),
+    rubric: str = typer.Option(..., "--rubric", help="The rubric the verdicts follow (file or stored name)."),
+    judge_name: Optional[str] = typer.Option(None, "--judge-name", help="The judge's name, for rows without a `judge` field."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Import judgments made elsewhere; every bad row is reported as file:line and nothing is half-written."""
+    from evalsets.freeze import resolve_version
+    from judging.imports import import_judgments
+
+    from ownbench.cli.common import console, print_json, session
+
+    rub = _rubric(rubric)
+    with session() as s:
+        version = resolve_version(s, set_ref)
+        summary = import_judgments(s, file, version=version, rubric=rub, judge_name=judge_name)
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    runs = ", ".join(f"{j} → judge run #{i}" for j, i in summary.judge_runs.items())
+    if summary.already_imported:
+        console.print(f"already imported ({runs}); nothing changed", highlight=False)
+    else:
+        console.print(f"imported {summary.rows} {summary.mode} judgments ({summary.scored} scored, "
+                      f"{summary.unscored} unscored): {runs}", highlight=False)
+
+
+@judgments_app.command("export")
+def judgments_export(
+    set_ref: str = typer.Option(..., "--set", help="The version: NAME@VERSION."),
+    rubric: Optional[str] = typer.Option(None, "--rubric", help="Only judgments against this rubric (file or name)."),
+    judge_run: Optional[list[int]] = typer.Option(None, "--judge-run", help="Only these judge runs (repeatable)."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here instead of standard output."),
+) -> None:
+    """Judgments with their provenance, in the import format (JSONL or CSV)."""
+    import csv
+    import json
+
+    from evalsets.freeze import resolve_version
+    from judging.imports import export_rows
+    from sqlmodel import select
+    from storage.errors import InputError
+    from storage.models import JudgeRun, RubricVersion
+
+    from ownbench.cli.common import err_console, session
+
+    if fmt not in ("jsonl", "csv"):
+        raise InputError(f"unknown format {fmt!r}", where="--format", hint="jsonl or csv")
+    rub = _rubric(rubric) if rubric else None
+    with session() as s:
+        version = resolve_version(s, set_ref)
+        query = select(JudgeRun.id).where(JudgeRun.version_id == version.id)
+        if rub is not None:
+            stored = s.exec(select(RubricVersion).where(RubricVersion.content_hash == rub.content_hash)).first()
+            query = query.where(JudgeRun.rubric_version_id == (stored.id if stored else -1))
+        ids = sorted(s.exec(query))
+        if judge_run:
+            missing = sorted(set(judge_run) - set(ids))
+            if missing:
+                raise InputError(f"judge run(s) {missing} are not judgments of {set_ref}" +
+                                 (" with this rubric" if rub else ""), where="--judge-run",
+                                 hint=f"judge runs here: {ids or 'none'}")
+            ids = sorted(judge_run)
+        rows = list(export_rows(s, ids))
+    fh = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
+    try:
+        if fmt == "jsonl":
+            for r in rows:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        else:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["item"])
+            w.writeheader()
+            w.writerows(rows)
+    finally:
+        if out:
+            fh.close()
+    if out:
+        err_console.print(f"wrote {len(rows)} judgments to {out}", highlight=False)
