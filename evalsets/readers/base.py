@@ -217,6 +217,7 @@ def _iter_json_document(ctx: ReadContext, fh: BinaryIO, single: bool = False) ->
     try:
         skip_ws()
         buf = state["buf"]
+        list_line = line
         if single:
             pass
         elif buf.startswith("{", pos):
@@ -228,17 +229,17 @@ def _iter_json_document(ctx: ReadContext, fh: BinaryIO, single: bool = False) ->
             pos = m.end()
         else:
             pos += 1  # "["
-        count = 0
+        list_line, count = line, 0
         while True:
+            if single and count:
+                return
             if not skip_ws():
                 yield line, None, "truncated JSON: the list of records is not closed"
                 return
             buf = state["buf"]
-            if single and count:
-                return
             if buf[pos] == "]" and not single:
                 if count == 0:
-                    yield line, None, "the file holds an empty list: no log records"
+                    yield list_line, None, "the file holds an empty list: no log records"
                 return
             if count and not single:
                 if buf[pos] != ",":
@@ -268,7 +269,8 @@ def _iter_json_document(ctx: ReadContext, fh: BinaryIO, single: bool = False) ->
                         fill(max(1 << 16, len(buf) - pos))
                         continue
                     err_line = line + buf.count("\n", pos, exc.pos)
-                    lead = "truncated JSON" if state["eof"] and incomplete else "invalid JSON"
+                    truncated = exc.msg.startswith("Unterminated") or exc.pos >= len(buf.rstrip())
+                    lead = "truncated JSON" if state["eof"] and truncated else "invalid JSON"
                     yield err_line, None, f"{lead}: {exc.msg}; the rest of the file cannot be read"
                     return
             line += buf.count("\n", pos, end)
