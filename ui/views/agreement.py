@@ -1,4 +1,143 @@
-import streamlit as st
+"""Agreement: draw the golden subset, watch labeling progress, judge–human agreement with intervals, bias
+diagnostics, Alt-Test, and the disagreement browser (the only place where the judge's rationale is shown,
+after the humans have labeled)."""
+from __future__ import annotations
 
-st.title("agreement")
-st.info("Coming with the rest of ownbench.")
+import pandas as pd
+import streamlit as st
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from analysis import labeling
+from storage.errors import InputError
+from storage.models import Annotator, GoldenUnit, Item, Judgment, Label, Output
+from ui import common, queries, report_view
+from ui.gate import pair_title
+from ui.render import show_chat, show_text
+
+st.title("Agreement")
+url = common.database_url()
+eng = common.engine()
+
+judged = queries.judged_pairs(url)
+if not judged:
+    st.info("Agreement needs a judge run: start one on the **Runs** page.")
+    st.stop()
+
+with Session(eng) as s:
+    titles = {(v, r): pair_title(s, v, r) for v, r, _j in judged}
+pairs = list(dict.fromkeys((v, r) for v, r, _j in judged))
+version_id, rubric_id = st.selectbox("Eval set × rubric", pairs, format_func=lambda p: titles[p], key="agr-pair")
+runs_here = [j for v, r, j in judged if (v, r) == (version_id, rubric_id)]
+judge_run_id = st.selectbox("Judge run", runs_here, key="agr-judge", format_func=lambda j: f"judge run {j}")
+
+# --- the golden subset ------------------------------------------------------------------------------------------
+with Session(eng) as s:
+    n_units = s.exec(select(func.count()).select_from(GoldenUnit).where(
+        GoldenUnit.version_id == version_id, GoldenUnit.rubric_version_id == rubric_id)).one()
+    task_list = [t for t in labeling.all_tasks(s) if (t.version_id, t.rubric_version_id) == (version_id, rubric_id)]
+    progress = [p for t in task_list for p in labeling.progress_all(s, t)]
+
+with st.expander(f"Golden subset: {n_units} units drawn", expanded=n_units == 0):
+    golden = common.optional("analysis.golden", "select_golden")
+    if golden is None:
+        common.missing("Drawing a golden subset", "analysis.golden")
+    else:
+        with st.form("draw-golden"):
+            c1, c2, c3 = st.columns(3)
+            n = c1.number_input("Units to draw", min_value=1, value=60, step=10)
+            k = c2.number_input("Annotators per unit (k)", min_value=1, value=2)
+            seed = c3.number_input("Seed", min_value=0, value=0)
+            names = st.text_input("Annotators (comma separated)",
+                                  value=", ".join(common.annotator_names(url)) or (common.current_annotator() or ""))
+            strategy = st.radio("Strategy", ["stratified", "uncertainty"], horizontal=True,
+                                help="Strata: candidate × judge verdict; uncertainty-first draws more where the judge "
+                                     "was unsure. Inclusion probabilities stay known either way.")
+            if st.form_submit_button("Draw and assign", type="primary"):
+                try:
+                    with common.session() as s:
+                        sel = golden.select_golden(
+                            s, version_id, rubric_id, judge_run_id, int(n), seed=int(seed), strategy=strategy,
+                            annotators=[x.strip() for x in names.split(",") if x.strip()], k=int(k))
+                    st.success(f"Drew {sel.created} units ({sel.total} in the subset, {sel.strata} strata); "
+                               f"{sel.assignments} assignments.")
+                    common.clear_read_caches()
+                except InputError as exc:
+                    common.show_input_error(exc)
+    if progress:
+        st.dataframe(pd.DataFrame([{
+            "annotator": p.annotator, "assigned units": p.assigned_units, "done units": p.done_units,
+            "labels": p.labels, "skipped": p.skipped, "flagged": p.flagged} for p in progress]),
+            hide_index=True, width="stretch")
+
+# --- the report -------------------------------------------------------------------------------------------------
+reports = common.optional("analysis.reports", "agreement_report")
+if reports is None:
+    common.missing("The agreement report (kappa, alpha, bias diagnostics, Alt-Test)", "analysis.reports")
+else:
+    try:
+        with Session(eng) as s:
+            report = reports.agreement_report(s, version_id, rubric_id, judge_run_id)
+        data = report.to_dict()
+    except InputError as exc:
+        common.show_input_error(exc)
+        data = None
+    if data is not None:
+        st.subheader("Judge–human agreement")
+        report_view.show_agreement(data)
+        with st.expander("As Markdown (the same text as `ownbench agreement --markdown`)"):
+            st.code(report.to_markdown(), language="markdown")
+
+# --- disagreements ----------------------------------------------------------------------------------------------
+st.subheader("Where the judge and the humans differ")
+with Session(eng) as s:
+    labels = s.exec(
+        select(Label, Annotator.name).join(Annotator, Annotator.id == Label.annotator_id)
+        .where(Label.rubric_version_id == rubric_id, Label.skipped.is_(False), Label.output_b_id.is_(None))  # type: ignore[attr-defined,union-attr]
+        .order_by(Label.id)  # type: ignore[arg-type]
+    ).all()
+    latest: dict[tuple[int, str, str], str] = {}
+    for lab, who in labels:
+        latest[(lab.output_id, lab.criterion_id, who)] = lab.verdict or ""
+    outputs = {o for o, _c, _w in latest}
+    judgments = {}
+    if outputs:
+        for j in s.exec(select(Judgment).where(Judgment.judge_run_id == judge_run_id,
+                                               Judgment.output_id.in_(outputs),  # type: ignore[attr-defined]
+                                               Judgment.output_b_id.is_(None)).order_by(Judgment.id)):  # type: ignore[union-attr,arg-type]
+            judgments[(j.output_id, j.criterion_id)] = j
+rows = []
+for (oid, crit), j in judgments.items():
+    humans = {w: v for (o, c, w), v in latest.items() if o == oid and c == crit}
+    verdict = j.verdict if j.status == "scored" else "unscored"
+    if humans and any(v != verdict for v in humans.values()):
+        rows.append({"output": oid, "criterion": crit, "judge": verdict,
+                     "humans": ", ".join(f"{w}: {v}" for w, v in sorted(humans.items())), "judgment": j.id})
+if not rows:
+    st.caption("No disagreements among the labeled units yet.")
+else:
+    st.dataframe(pd.DataFrame(rows).drop(columns=["judgment"]), hide_index=True, width="stretch")
+    idx = st.selectbox("Look at", range(len(rows)), key="agr-dis",
+                       format_func=lambda i: f"output {rows[i]['output']} · {rows[i]['criterion']} · judge "
+                                             f"{rows[i]['judge']} vs {rows[i]['humans']}")
+    with Session(eng) as s:
+        j = s.get(Judgment, rows[idx]["judgment"])
+        out = s.get(Output, rows[idx]["output"])
+        item = s.get(Item, out.item_id) if out else None
+        comments = s.exec(select(Label.comment, Annotator.name).join(Annotator, Annotator.id == Label.annotator_id)
+                          .where(Label.output_id == rows[idx]["output"], Label.criterion_id == rows[idx]["criterion"],
+                                 Label.comment.is_not(None))).all()  # type: ignore[union-attr]
+    left, right = st.columns(2)
+    with left:
+        if item is not None:
+            show_chat(st, item.messages)
+        st.markdown("**Output**")
+        with st.container(border=True):
+            show_text(st, (out.text if out else "") or "")
+    with right:
+        st.markdown(f"**Judge verdict:** {rows[idx]['judge']}")
+        st.markdown("**Judge's rationale**")
+        show_text(st, (j.rationale or j.unscored_reason or "") if j else "", plain=True)
+        st.markdown(f"**Humans:** {rows[idx]['humans']}")
+        for comment, who in comments:
+            st.caption(f"{who}: {comment}")

@@ -130,7 +130,7 @@ def labeling_panel(annotator_id: int, task: labeling.LabelingTask, plain: bool) 
             short = caption.split(" — ")[0] if crit.get("type") == "ordinal" else caption
             with cols[i % len(cols)]:
                 st.button(short, key=f"choice:{step_id}:{choice}", help=caption, type="primary",
-                          shortcut=shortcut_for(crit, view.mode, choice, i), use_container_width=True,
+                          shortcut=shortcut_for(crit, view.mode, choice, i), width="stretch",
                           on_click=_act, args=(annotator_id, task, (view.golden_unit_id, crit["id"]), "label", choice))
         st.text_input("Comment (optional)", key=f"comment:{step_id}",
                       placeholder="Why? (Enter to keep it, then Tab out to use the keys)")
@@ -138,7 +138,7 @@ def labeling_panel(annotator_id: int, task: labeling.LabelingTask, plain: bool) 
         for i, (action, text) in enumerate(zip(("back", "next", "skip", "flag"),
                                                ("Back", "Next", "Skip", "Unflag" if flagged else "Flag"))):
             with nav[i % 2]:
-                st.button(text, key=f"{action}:{step_id}", shortcut=NAV_KEYS[action], use_container_width=True,
+                st.button(text, key=f"{action}:{step_id}", shortcut=NAV_KEYS[action], width="stretch",
                           on_click=_act, args=(annotator_id, task, (view.golden_unit_id, crit["id"]), action),
                           disabled=action == "back" and not st.session_state.get(key + ":history"))
         if flagged:
