@@ -42,7 +42,7 @@ class ImportResult:
     total_items: int
 
 
-def _parse_line(lineno: int, raw: str, by_key: dict[str, Item], by_hash: dict[str, Item]) -> tuple[Item, dict]:
+def _parse_line(raw: str, by_key: dict[str, Item], by_hash: dict[str, Item]) -> tuple[Item, dict]:
     try:
         obj = json.loads(raw)
     except ValueError as exc:
@@ -111,7 +111,7 @@ def import_run(session: Session, path: str | Path, candidate_name: str, version_
             if not raw.strip():
                 continue
             try:
-                item, values = _parse_line(lineno, raw, by_key, by_hash)
+                item, values = _parse_line(raw, by_key, by_hash)
             except ValueError as exc:
                 problems.append(f"{path}:{lineno}: {exc}")
                 continue
