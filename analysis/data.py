@@ -1,0 +1,246 @@
+"""Stored judgments and labels of one eval set version × rubric version, as arrays for `stats`.
+
+Rules applied here, once, so every report counts the same way:
+- a candidate's population is the outputs its latest run has judgments for (any status) in the judge run;
+- per (output, criterion) the latest judgment counts; an unscored one is NaN and counted, never a score;
+- per annotator × unit × criterion the latest label counts; skipped labels are not verdicts;
+- a label counts for calibration only if it was made on an assigned golden unit (the draw's probabilities are
+  known) or carries an inclusion probability (an import that declared how its units were drawn); labels made
+  outside an assignment still count for agreement, and are flagged and counted.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlmodel import Session, select
+
+from storage.errors import InputError
+from storage.models import (
+    Annotator, Candidate, GoldenAssignment, GoldenUnit, JudgeRun, Judgment, Label, Output, Run, RubricVersion,
+)
+
+
+def criteria_of(rubric: RubricVersion) -> list[dict[str, Any]]:
+    crits = list((rubric.spec or {}).get("criteria") or [])
+    if not crits:
+        raise InputError(f"rubric {rubric.name!r} has no criteria", where=f"rubric version {rubric.id}")
+    return crits
+
+
+def domain_of(criterion: dict[str, Any]) -> tuple[list[float], str]:
+    """Numeric codes a criterion's verdicts take, and Krippendorff's level of measurement for it."""
+    kind = criterion.get("type")
+    if kind == "binary":
+        return [0.0, 1.0], "nominal"
+    if kind == "ordinal":
+        return [float(v) for v in range(int(criterion["min"]), int(criterion["max"]) + 1)], "ordinal"
+    return [float(i) for i in range(len(criterion.get("labels") or []))], "nominal"
+
+
+def code_of(criterion: dict[str, Any], verdict: str | None, score: float | None) -> float:
+    """A stored verdict → its numeric code (NaN when there is none)."""
+    if verdict is None:
+        return float("nan")
+    if criterion.get("type") == "categorical":
+        labels = list(criterion.get("labels") or [])
+        return float(labels.index(verdict)) if verdict in labels else float("nan")
+    if score is not None:
+        return float(score)
+    if criterion.get("type") == "binary":
+        return {"pass": 1.0, "fail": 0.0}.get(verdict, float("nan"))
+    try:
+        return float(int(verdict))
+    except ValueError:
+        return float("nan")
+
+
+def latest_judge_run(session: Session, version_id: int, rubric_version_id: int, mode: str = "pointwise") -> JudgeRun:
+    run = session.exec(
+        select(JudgeRun).where(JudgeRun.version_id == version_id, JudgeRun.rubric_version_id == rubric_version_id,
+                               JudgeRun.mode == mode).order_by(JudgeRun.id.desc())  # type: ignore[union-attr]
+    ).first()
+    if run is None:
+        raise InputError(f"no {mode} judge run for this eval set version and rubric version",
+                         hint="judge the outputs first: `ownbench judge --set NAME@VERSION --rubric FILE`")
+    return run
+
+
+@dataclass
+class CandidateInfo:
+    id: int
+    name: str
+    model: str
+    run_id: int
+    cost_per_1k: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    outputs: int
+    output_errors: int
+
+
+@dataclass
+class CriterionData:
+    """candidates × items arrays for one criterion (NaN where there is nothing)."""
+
+    criterion: dict[str, Any]
+    domain: list[float]
+    level: str
+    judge: np.ndarray  # judge codes; NaN when unscored or not judged
+    judged: np.ndarray  # bool: a judgment exists (scored or unscored): the population
+    unscored: np.ndarray  # per candidate: unscored judgments in the population
+    humans: dict[str, np.ndarray]  # annotator → codes (latest label), agreement uses all of them
+    human_mean: np.ndarray  # mean human code over annotators, calibration-usable labels only
+    calib: np.ndarray  # bool: labeled and usable for calibration
+    strata: np.ndarray  # str stratum per unit ("" when the unit's stratum is unknown)
+    inclusion_prob: np.ndarray  # per unit; NaN unknown
+    outside: int  # latest labels made outside an assignment and without a known probability
+    labels_total: int
+    length: np.ndarray  # output length in characters (verbosity diagnostics)
+
+    @property
+    def id(self) -> str:
+        return str(self.criterion["id"])
+
+
+@dataclass
+class StudyData:
+    version_id: int
+    rubric: RubricVersion
+    judge_run: JudgeRun
+    candidates: list[CandidateInfo]
+    item_ids: list[int]
+    criteria: dict[str, CriterionData] = field(default_factory=dict)
+    output_index: dict[int, tuple[int, int]] = field(default_factory=dict)  # output id → (candidate, item)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def load_study(session: Session, version_id: int, rubric_version_id: int, judge_run_id: int | None = None) -> StudyData:
+    """Everything analysis needs for one version × rubric version (pointwise judgments)."""
+    from analysis.golden import population_strata
+
+    rubric = session.get(RubricVersion, rubric_version_id)
+    if rubric is None:
+        raise InputError(f"no rubric version {rubric_version_id}", where="--rubric")
+    judge_run = session.get(JudgeRun, judge_run_id) if judge_run_id else latest_judge_run(session, version_id,
+                                                                                          rubric_version_id)
+    if judge_run is None or judge_run.version_id != version_id or judge_run.rubric_version_id != rubric_version_id:
+        raise InputError(f"judge run {judge_run_id} does not belong to this version and rubric", where="--judge-run")
+    crits = criteria_of(rubric)
+    rows = session.exec(
+        select(Judgment, Output.run_id, Output.text).join(Output, Judgment.output_id == Output.id)
+        .where(Judgment.judge_run_id == judge_run.id).order_by(Judgment.id)  # type: ignore[arg-type]
+    ).all()
+    runs = {r.id: r for r in session.exec(select(Run).where(Run.version_id == version_id))}
+    latest: dict[tuple[str, int], Judgment] = {}
+    out_meta: dict[int, tuple[int, int, int]] = {}  # output → (run, item, length)
+    for j, run_id, text in rows:
+        latest[(j.criterion_id, j.output_id)] = j
+        out_meta[j.output_id] = (run_id, j.item_id, len(text or ""))
+    cand_runs: dict[int, int] = {}
+    for run_id, _, _ in out_meta.values():
+        cand_runs.setdefault(runs[run_id].candidate_id, run_id)
+        cand_runs[runs[run_id].candidate_id] = max(cand_runs[runs[run_id].candidate_id], run_id)
+    cands = {c.id: c for c in session.exec(select(Candidate).where(Candidate.id.in_(list(cand_runs))))}  # type: ignore[union-attr]
+    order = sorted(cand_runs, key=lambda cid: cands[cid].name)
+    infos = []
+    for cid in order:
+        outs = list(session.exec(select(Output).where(Output.run_id == cand_runs[cid])))
+        costs = [o.cost_usd for o in outs if o.cost_usd is not None]
+        lat = [o.latency_ms for o in outs if o.latency_ms is not None and not o.error]
+        infos.append(CandidateInfo(
+            cid, cands[cid].name, cands[cid].model, cand_runs[cid],
+            cost_per_1k=(sum(costs) / len(outs) * 1000.0) if costs and outs else None,
+            latency_p50_ms=_percentile(lat, 50), latency_p95_ms=_percentile(lat, 95),
+            outputs=len(outs), output_errors=sum(1 for o in outs if o.error),
+        ))
+    item_ids = sorted({meta[1] for out, meta in out_meta.items() if runs[meta[0]].id == cand_runs[runs[meta[0]].candidate_id]})
+    col = {iid: k for k, iid in enumerate(item_ids)}
+    row_of = {cid: k for k, cid in enumerate(order)}
+    study = StudyData(version_id, rubric, judge_run, infos, item_ids)
+    for out, (run_id, item_id, _) in out_meta.items():
+        if cand_runs.get(runs[run_id].candidate_id) == run_id:
+            study.output_index[out] = (row_of[runs[run_id].candidate_id], col[item_id])
+    shape = (len(order), len(item_ids))
+
+    # labels: latest per annotator × output × criterion
+    label_rows = session.exec(
+        select(Label).where(Label.rubric_version_id == rubric_version_id, Label.output_b_id.is_(None))  # type: ignore[union-attr]
+        .order_by(Label.id)  # type: ignore[arg-type]
+    ).all()
+    latest_label: dict[tuple[int, int, str], Label] = {}
+    for lab in label_rows:
+        latest_label[(lab.annotator_id, lab.output_id, lab.criterion_id)] = lab
+    names = {a.id: a.name for a in session.exec(select(Annotator))}
+    assigned = {(a, u) for a, u in session.exec(select(GoldenAssignment.annotator_id, GoldenAssignment.golden_unit_id))}
+    golden = {g.id: g for g in session.exec(
+        select(GoldenUnit).where(GoldenUnit.version_id == version_id, GoldenUnit.rubric_version_id == rubric_version_id,
+                                 GoldenUnit.mode == "pointwise"))}
+    strata_cache: dict[tuple, dict[int, str]] = {}
+
+    for crit in crits:
+        cid_ = str(crit["id"])
+        domain, level = domain_of(crit)
+        judge = np.full(shape, np.nan)
+        judged = np.zeros(shape, bool)
+        length = np.full(shape, np.nan)
+        unscored = np.zeros(len(order), int)
+        for out, (r, c) in study.output_index.items():
+            j = latest.get((cid_, out))
+            if j is None:
+                continue
+            judged[r, c] = True
+            length[r, c] = out_meta[out][2]
+            if j.status == "scored":
+                judge[r, c] = code_of(crit, j.verdict, j.score)
+            else:
+                unscored[r] += 1
+        humans: dict[str, np.ndarray] = {}
+        sums = np.zeros(shape)
+        counts = np.zeros(shape)
+        calib = np.zeros(shape, bool)
+        strata = np.full(shape, "", dtype=object)
+        prob = np.full(shape, np.nan)
+        outside = total = 0
+        for (ann, out, crit_id), lab in latest_label.items():
+            if crit_id != cid_ or lab.skipped or lab.verdict is None or out not in study.output_index:
+                continue
+            r, c = study.output_index[out]
+            v = code_of(crit, lab.verdict, lab.score)
+            if not np.isfinite(v):
+                continue
+            total += 1
+            humans.setdefault(names.get(ann, f"annotator {ann}"), np.full(shape, np.nan))[r, c] = v
+            unit = golden.get(lab.golden_unit_id) if lab.golden_unit_id else None
+            if unit is not None and (ann, unit.id) in assigned:
+                sel = unit.selection or {}
+                if unit.stratum and sel.get("judge_run_id"):
+                    key = (sel["judge_run_id"], sel.get("criterion"), sel.get("strategy", "stratified"))
+                    if key not in strata_cache:
+                        strata_cache[key] = population_strata(session, *key)
+                    strata[r, c] = unit.stratum
+                if unit.inclusion_prob is not None:
+                    prob[r, c] = unit.inclusion_prob
+            elif lab.inclusion_prob is not None:
+                prob[r, c] = lab.inclusion_prob
+            else:
+                outside += 1
+                continue
+            calib[r, c] = True
+            sums[r, c] += v
+            counts[r, c] += 1
+        # population strata for candidates whose golden units came from a stratified draw
+        for key, mapping in strata_cache.items():
+            for out, (r, c) in study.output_index.items():
+                if out in mapping and strata[r, c] == "":
+                    strata[r, c] = mapping[out]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        study.criteria[cid_] = CriterionData(crit, domain, level, judge, judged, unscored, humans, mean, calib & judged,
+                                             strata, prob, outside, total, length)
+    return study

@@ -1,0 +1,198 @@
+"""Choosing the golden subset: which outputs humans label next, drawn at random with known probabilities.
+
+The draw is stratified by candidate × judge verdict on one criterion (and, under `uncertainty`, by whether the
+judge was unsure), simple random sampling within strata, seeded; see `stats.golden`. Later batches draw from
+the same strata's remaining units, so the union stays a stratified random sample and every unit's inclusion
+probability is (drawn in its stratum)/(stratum size); the rows of earlier batches are updated to that value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlmodel import Session, select
+
+from analysis.data import criteria_of, latest_judge_run
+from storage.errors import InputError
+from storage.models import Annotator, GoldenAssignment, GoldenUnit, JudgeRun, Judgment, Output, Run, RubricVersion
+
+STRATEGIES = ("stratified", "uncertainty")
+
+
+def is_unsure(judgment: Judgment, criterion: dict[str, Any]) -> bool:
+    """The judge was unsure about this unit: unscored, needed retries, gave differing verdicts across samples
+    or orders, or (ordinal) sits on the level boundary in the middle of the scale."""
+    if judgment.status != "scored":
+        return True
+    d = judgment.details or {}
+    if d.get("attempt_errors") or d.get("disagreement"):
+        return True
+    for key in ("verdicts", "samples", "retry_verdicts"):
+        vals = d.get(key)
+        if isinstance(vals, list) and len({str(v) for v in vals}) > 1:
+            return True
+    if criterion.get("type") == "ordinal" and judgment.score is not None:
+        lo, hi = float(criterion["min"]), float(criterion["max"])
+        mid = (lo + hi) / 2
+        return abs(judgment.score - mid) <= 0.5 or float(judgment.score) != int(judgment.score)
+    return False
+
+
+def _population(session: Session, judge_run_id: int, criterion_id: str) -> tuple[list[int], list[int], list[str], list[bool], dict]:
+    run = session.get(JudgeRun, judge_run_id)
+    assert run is not None
+    rubric = session.get(RubricVersion, run.rubric_version_id)
+    crit = next((c for c in criteria_of(rubric) if str(c["id"]) == criterion_id), None)  # type: ignore[arg-type]
+    if crit is None:
+        raise InputError(f"criterion {criterion_id!r} is not in rubric {rubric.name!r}", where="--criterion")  # type: ignore[union-attr]
+    rows = session.exec(
+        select(Judgment, Run.candidate_id).join(Output, Judgment.output_id == Output.id).join(Run, Output.run_id == Run.id)
+        .where(Judgment.judge_run_id == judge_run_id, Judgment.criterion_id == criterion_id,
+               Judgment.output_b_id.is_(None))  # type: ignore[union-attr]
+        .order_by(Judgment.id)  # type: ignore[arg-type]
+    ).all()
+    latest: dict[int, tuple[Judgment, int]] = {}
+    for j, cand in rows:
+        latest[j.output_id] = (j, cand)
+    outs = sorted(latest)
+    return (outs, [latest[o][0].item_id for o in outs],
+            [f"candidate {latest[o][1]}|{latest[o][0].verdict if latest[o][0].status == 'scored' else 'unscored'}"
+             for o in outs],
+            [is_unsure(latest[o][0], crit) for o in outs], crit)
+
+
+def population_strata(session: Session, judge_run_id: int, criterion_id: str | None, strategy: str = "stratified") -> dict[int, str]:
+    """output id → stratum key, exactly as the draw defined it (so calibration can use the same partition)."""
+    if criterion_id is None:
+        return {}
+    outs, _, strata, unsure, _ = _population(session, judge_run_id, criterion_id)
+    if strategy == "uncertainty":
+        strata = [s + ("|unsure" if u else "|sure") for s, u in zip(strata, unsure)]
+    return dict(zip(outs, strata))
+
+
+@dataclass
+class Selection:
+    created: int
+    total: int
+    strata: int
+    criterion: str
+    strategy: str
+    seed: int
+    assignments: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def select_golden(
+    session: Session,
+    version_id: int,
+    rubric_version_id: int,
+    judge_run_id: int | None,
+    n: int,
+    *,
+    seed: int,
+    strategy: str = "stratified",
+    annotators: list[str] | None = None,
+    k: int = 1,
+    criterion: str | None = None,
+    boost: float = 3.0,
+) -> Selection:
+    """Draw `n` more golden units at random within strata and assign each to `k` annotators."""
+    from stats.golden import stratified_sample
+
+    if strategy not in STRATEGIES:
+        raise InputError(f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}", where="--strategy")
+    if n <= 0:
+        raise InputError("the number of units to draw must be positive", where="--n")
+    annotators = [a.strip() for a in (annotators or []) if a.strip()]
+    if annotators and not 1 <= k <= len(annotators):
+        raise InputError(f"k={k} annotators per unit, but {len(annotators)} annotator(s) named", where="--k",
+                         hint="name at least k annotators with --annotators, or lower --k")
+    run = session.get(JudgeRun, judge_run_id) if judge_run_id else latest_judge_run(session, version_id, rubric_version_id)
+    if run is None or run.version_id != version_id or run.rubric_version_id != rubric_version_id:
+        raise InputError(f"judge run {judge_run_id} does not belong to this version and rubric", where="--judge-run")
+    rubric = session.get(RubricVersion, rubric_version_id)
+    crits = criteria_of(rubric)  # type: ignore[arg-type]
+    if criterion is None:
+        criterion = str(next((c for c in crits if c.get("type") in ("binary", "ordinal")), crits[0])["id"])
+    outs, items, strata_l, unsure_l, _ = _population(session, run.id, criterion)  # type: ignore[arg-type]
+    if not outs:
+        raise InputError(f"judge run {run.id} has no judgments on criterion {criterion!r}", where="--criterion")
+    existing = list(session.exec(select(GoldenUnit).where(
+        GoldenUnit.version_id == version_id, GoldenUnit.rubric_version_id == rubric_version_id,
+        GoldenUnit.mode == "pointwise")))
+    design = {"judge_run_id": run.id, "criterion": criterion, "strategy": strategy}
+    for g in existing:
+        sel = g.selection or {}
+        if {k_: sel.get(k_) for k_ in design} != design:
+            raise InputError(
+                "this golden subset was drawn under another design "
+                f"(judge run {sel.get('judge_run_id')}, criterion {sel.get('criterion')!r}, strategy {sel.get('strategy')!r})",
+                where="golden subset",
+                hint="draw further batches with the same judge run, criterion and strategy so inclusion "
+                     "probabilities stay known")
+    pos = {o: i for i, o in enumerate(outs)}
+    already = np.zeros(len(outs), bool)
+    for g in existing:
+        if g.output_id in pos:
+            already[pos[g.output_id]] = True
+    new_idx, prob, keys = stratified_sample(np.array(strata_l), n, seed=seed,
+                                            unsure=np.array(unsure_l) if strategy == "uncertainty" else None,
+                                            boost=boost, already=already)
+    sizes = {key: int(np.sum(keys == key)) for key in np.unique(keys)}
+    batch = 1 + max([(g.selection or {}).get("batch", 0) for g in existing] or [0])
+    for g in existing:  # the union is still a stratified random sample: refresh the probabilities
+        if g.output_id in pos:
+            g.inclusion_prob = float(prob[pos[g.output_id]])
+            session.add(g)
+    new_units = []
+    for i in new_idx:
+        unit = GoldenUnit(version_id=version_id, rubric_version_id=rubric_version_id, mode="pointwise",
+                          item_id=items[i], output_id=outs[i], stratum=str(keys[i]),
+                          inclusion_prob=float(prob[i]),
+                          selection={**design, "seed": seed, "batch": batch, "stratum_size": sizes[str(keys[i])]})
+        session.add(unit)
+        new_units.append(unit)
+    session.flush()
+    n_assign = _assign(session, new_units, annotators, k, seed) if annotators else 0
+    return Selection(len(new_units), len(existing) + len(new_units), len(sizes), criterion, strategy, seed, n_assign)
+
+
+def _assign(session: Session, units: list[GoldenUnit], names: list[str], k: int, seed: int) -> int:
+    """Each unit to k distinct annotators, balancing load; queue order random (so that a partly finished
+    queue is still a random subset of the draw), pairwise order swapped at random per annotator."""
+    rng = np.random.default_rng(seed + 1)
+    people = []
+    for name in names:
+        a = session.exec(select(Annotator).where(Annotator.name == name)).first()
+        if a is None:
+            a = Annotator(name=name)
+            session.add(a)
+            session.flush()
+        people.append(a)
+    load = np.zeros(len(people))
+    next_pos = {}
+    for a in people:
+        last = session.exec(select(GoldenAssignment.position).where(GoldenAssignment.annotator_id == a.id)
+                            .order_by(GoldenAssignment.position.desc())).first()  # type: ignore[union-attr]
+        next_pos[a.id] = (last + 1) if last is not None else 0
+    plan: dict[int, list[GoldenUnit]] = {a.id: [] for a in people}  # type: ignore[misc]
+    for unit in units:
+        order = np.lexsort((rng.random(len(people)), load))[:k]
+        for j in order:
+            plan[people[j].id].append(unit)  # type: ignore[index]
+            load[j] += 1
+    count = 0
+    for a in people:
+        queue = plan[a.id]  # type: ignore[index]
+        for p in rng.permutation(len(queue)):
+            unit = queue[p]
+            session.add(GoldenAssignment(golden_unit_id=unit.id, annotator_id=a.id, position=next_pos[a.id],  # type: ignore[arg-type]
+                                         swap=bool(rng.random() < 0.5) if unit.output_b_id else False))
+            next_pos[a.id] += 1
+            count += 1
+    session.flush()
+    return count

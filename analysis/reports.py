@@ -1,0 +1,575 @@
+"""Agreement, ranking and compare reports: the numbers the CLI and the app both show.
+
+Every estimate carries its n and a 95 % interval. Calibrated numbers come first; judge-only numbers appear
+only where the judge agrees with the humans well enough (or with `force`, marked "uncalibrated"); a ranking is
+withheld, with the reason in words, while there are too few golden labels for any interval to mean anything.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlmodel import Session
+
+from analysis.data import CriterionData, StudyData, load_study
+from stats.estimate import Estimate
+from stats.gate import GateConfig, GateDecision, check_gate
+
+UNCALIBRATED = "uncalibrated"
+
+
+def _f(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _est(e: Estimate | None, digits: int = 3) -> str:
+    if e is None or not math.isfinite(e.value):
+        return "n/a"
+    return f"{e.value:.{digits}f} [{_f(e.low, digits)}, {_f(e.high, digits)}]"
+
+
+def _d(e: Estimate | None) -> dict | None:
+    return e.to_dict() if e is not None else None
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: NaN → None, numpy scalars → Python."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return None if not math.isfinite(float(obj)) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, Estimate):
+        return obj.to_dict()
+    return obj
+
+
+def _family(model: str) -> str:
+    """A model's family from its model string: 'openai/gpt-4o-mini' → 'gpt', 'anthropic/claude-3' → 'claude'."""
+    base = model.rsplit("/", 1)[-1].lower()
+    head = base.replace("_", "-").split("-")[0]
+    return "".join(ch for ch in head if ch.isalpha()) or head
+
+
+def _header(session: Session, study: StudyData) -> dict[str, Any]:
+    from evalsets.freeze import version_label
+    from storage.models import EvalSetVersion
+
+    version = session.get(EvalSetVersion, study.version_id)
+    return {"set": version_label(session, version) if version else str(study.version_id),
+            "version_hash": version.content_hash if version else None,
+            "rubric": study.rubric.name, "rubric_hash": study.rubric.content_hash,
+            "judge_run": study.judge_run.id, "judge_model": study.judge_run.judge_model}
+
+
+# --- agreement -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AgreementReport:
+    header: dict[str, Any]
+    criteria: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean({"header": self.header, "criteria": self.criteria})
+
+    def to_markdown(self) -> str:
+        h = self.header
+        lines = [f"# Judge–human agreement: {h['set']} · rubric {h['rubric']} ({h['rubric_hash'][:8]})",
+                 "", f"Judge: `{h['judge_model']}` (judge run {h['judge_run']}). Intervals are 95 % bootstrap "
+                 "intervals over units; n is the number of units both raters labeled.", ""]
+        for c in self.criteria:
+            lines += [f"## {c['criterion']} ({c['type']}, {c['level']})", "",
+                      f"Human labels: {c['labels_total']} on {c['units']} units by {len(c['annotators'])} "
+                      f"annotator(s); {c['outside']} label(s) made outside an assignment (agreement only).", ""]
+            if c.get("note"):
+                lines += [c["note"], ""]
+                continue
+            lines += ["| measure | value [95 % CI] | n |", "|---|---|---|"]
+            for name, key in (("Krippendorff's alpha, judge vs human", "alpha_judge_vs_human"),
+                              ("Krippendorff's alpha, all humans", "alpha_humans"),
+                              ("Krippendorff's alpha, humans + judge", "alpha_with_judge"),
+                              ("Fleiss' kappa, humans", "fleiss_humans")):
+                e = c.get(key)
+                if e and e.get("value") is not None:
+                    lines.append(f"| {name} | {_est(Estimate(**e))} | {e['n']} |")
+            lines.append("")
+            if c.get("fleiss_note"):
+                lines += [f"Fleiss: {c['fleiss_note']}.", ""]
+            lines += ["| raters | kind | n | agreement | Cohen's κ | κ linear | κ quadratic |", "|---|---|---|---|---|---|---|"]
+            for p in c["pairs"]:
+                g = lambda k: _est(Estimate(**p[k])) if p.get(k) else "–"  # noqa: E731
+                lines.append(f"| {' vs '.join(p['raters'])} | {p['kind']} | {p['n']} | {g('percent')} | {g('kappa')} | "
+                             f"{g('kappa_linear')} | {g('kappa_quadratic')} |")
+            lines.append("")
+            for p in c["pairs"]:
+                if p["kind"] == "judge-human":
+                    lines += [f"Confusion, rows {p['raters'][0]}, columns {p['raters'][1]} (labels {c['label_names']}): "
+                              f"`{p['confusion']}`", ""]
+            b = c.get("bias") or {}
+            if b:
+                lines += ["Judge bias on golden units:", ""]
+                for name, key in (("leniency (judge − human)", "leniency"), ("verbosity slope per 1,000 chars", "verbosity")):
+                    if b.get(key):
+                        lines.append(f"- {name}: {_est(Estimate(**b[key]))} (n={b[key]['n']})")
+                sp = b.get("self_preference")
+                if sp and sp.get("difference"):
+                    lines.append(f"- self-preference (own family − others): {_est(Estimate(**sp['difference']))}")
+                lines.append("")
+            at = c.get("alt_test")
+            if at:
+                if at.get("passed") is None:
+                    lines += [f"Alt-Test: {at['reason']}.", ""]
+                else:
+                    verdict = "may replace a human annotator" if at["passed"] else "may NOT replace a human annotator"
+                    lines += [f"Alt-Test (ε={at['epsilon']}, BY-FDR q={at['q']}): winning rate {_f(at['winning_rate'])} "
+                              f"vs threshold {at['threshold']}: the judge {verdict}; advantage probability "
+                              f"{_f(at['advantage_probability'])}.", ""]
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def _units_with_humans(cd: CriterionData) -> tuple[np.ndarray, np.ndarray]:
+    any_h = np.zeros(cd.judge.shape, bool)
+    for arr in cd.humans.values():
+        any_h |= np.isfinite(arr)
+    return np.nonzero(any_h)
+
+
+def agreement_report(
+    session: Session, version_id: int, rubric_version_id: int, judge_run_id: int | None = None, *,
+    n_boot: int = 2000, seed: int = 0, epsilon: float = 0.2, alt_threshold: float = 0.5,
+) -> AgreementReport:
+    """Judge–human and human–human agreement per criterion, judge-bias diagnostics and the Alt-Test."""
+    from stats.agreement import criterion_agreement
+    from stats.alt_test import alt_test
+    from stats.bias import leniency, self_preference, verbosity
+
+    study = load_study(session, version_id, rubric_version_id, judge_run_id)
+    report = AgreementReport(_header(session, study))
+    judge_family = _family(study.judge_run.judge_model)
+    for cid, cd in study.criteria.items():
+        rows, cols = _units_with_humans(cd)
+        entry: dict[str, Any] = {
+            "criterion": cid, "type": cd.criterion.get("type"), "level": cd.level, "units": int(rows.size),
+            "labels_total": cd.labels_total, "outside": cd.outside, "annotators": sorted(cd.humans),
+            "label_names": _label_names(cd), "unscored": int(cd.unscored.sum()),
+        }
+        if rows.size == 0:
+            entry["note"] = "No human labels on this criterion yet: nothing to compare the judge with."
+            report.criteria.append(entry)
+            continue
+        judge = cd.judge[rows, cols]
+        ratings = {"judge": judge, **{name: arr[rows, cols] for name, arr in sorted(cd.humans.items())}}
+        ca = criterion_agreement(ratings, level=cd.level, labels=cd.domain, judge="judge", n_boot=n_boot, seed=seed)  # type: ignore[arg-type]
+        entry.update({
+            "alpha_judge_vs_human": _d(ca.alpha_judge_vs_human), "alpha_humans": _d(ca.alpha_humans),
+            "alpha_with_judge": _d(ca.alpha_with_judge), "fleiss_humans": _d(ca.fleiss_humans),
+            "fleiss_note": ca.fleiss_note,
+            "pairs": [{k: (_d(v) if isinstance(v, Estimate) else v) for k, v in p.items()} for p in ca.pairs],
+        })
+        if cd.criterion.get("type") in ("binary", "ordinal"):
+            hm = np.nanmean(np.stack([ratings[n] for n in cd.humans]), axis=0) if cd.humans else judge * np.nan
+            length = cd.length[rows, cols]
+            fam = np.array([_family(study.candidates[r].model) == judge_family for r in rows])
+            sp = self_preference(judge, hm, fam) if fam.any() and (~fam).any() else None
+            entry["bias"] = {"leniency": _d(leniency(judge, hm)), "verbosity": _d(verbosity(judge, hm, length)),
+                             "self_preference": ({k: _d(v) for k, v in sp.items()} if sp else None),
+                             "judge_family": judge_family}
+        names = sorted(cd.humans)
+        entry["alt_test"] = alt_test(np.stack([cd.humans[n][rows, cols] for n in names]), judge, epsilon=epsilon,
+                                     threshold=alt_threshold, discrete=cd.criterion.get("type") != "ordinal",
+                                     names=names)
+        report.criteria.append(entry)
+    return report
+
+
+def _label_names(cd: CriterionData) -> list[str]:
+    t = cd.criterion.get("type")
+    if t == "binary":
+        return ["fail", "pass"]
+    if t == "categorical":
+        return list(cd.criterion.get("labels") or [])
+    return [str(int(v)) for v in cd.domain]
+
+
+# --- calibration per criterion ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Calibration:
+    z: np.ndarray  # candidates × items influence values (NaN outside the population)
+    rows: list[dict[str, Any]]
+    warnings: list[str]
+
+
+def _design(cd: CriterionData, r: int) -> dict[str, Any]:
+    """How candidate r's golden labels were drawn → the arguments of `ppi_mean`."""
+    pop = cd.judged[r]
+    lab = cd.calib[r]
+    strata = cd.strata[r][pop]
+    if lab.any() and all(s for s in cd.strata[r][lab]) and all(s for s in strata):
+        return {"strata": strata.astype(str)}
+    probs = cd.inclusion_prob[r][lab]
+    if lab.any() and np.isfinite(probs).all() and np.ptp(probs) > 1e-12:
+        return {"inclusion_prob": np.where(lab, cd.inclusion_prob[r], np.nan)[pop]}
+    return {}  # one equal-probability draw: a simple random sample
+
+
+def calibrate_criterion(study: StudyData, cd: CriterionData, *, force: bool = False) -> _Calibration:
+    from stats.calibration import human_only_mean, judge_only_mean, ppi_mean, rogan_gladen, sensitivity_specificity
+
+    k, n = cd.judge.shape
+    binary = cd.criterion.get("type") == "binary"
+    clip = (0.0, 1.0) if binary else (min(cd.domain), max(cd.domain))
+    z = np.full((k, n), np.nan)
+    rows, warnings = [], []
+    lab_all = cd.calib
+    se = npos = sp = nneg = float("nan")
+    if binary and lab_all.any():
+        weights = None
+        se, npos, sp, nneg = sensitivity_specificity(cd.judge[lab_all], cd.human_mean[lab_all], weights)
+    for r, cand in enumerate(study.candidates):
+        pop = cd.judged[r]
+        yhat = cd.judge[r][pop]
+        lab = cd.calib[r][pop]
+        y = np.where(cd.calib[r], cd.human_mean[r], np.nan)[pop]
+        design = _design(cd, r)
+        cal = ppi_mean(yhat, y, lab, clip=clip, **design)
+        hum = human_only_mean(y, lab, clip=clip, **design)
+        zz = np.full(n, np.nan)
+        zz[pop] = cal.z
+        z[r] = zz
+        warnings += [f"{cand.name}: {w}" for w in cal.warnings]
+        row = {"candidate": cand.name, "model": cand.model, "outputs": int(pop.sum()), "golden": int(lab.sum()),
+               "unscored": int(cd.unscored[r]), "calibrated": cal.estimate, "lambda": cal.lam,
+               "human_only": hum.estimate, "judge_only": judge_only_mean(yhat, clip=clip),
+               "design": "stratified" if "strata" in design else "inverse-probability" if design else "random sample",
+               "cost_per_1k_usd": cand.cost_per_1k, "latency_p50_ms": cand.latency_p50_ms,
+               "latency_p95_ms": cand.latency_p95_ms}
+        if binary:
+            p_obs = float(np.nanmean(yhat)) if np.isfinite(yhat).any() else float("nan")
+            row["rogan_gladen"] = rogan_gladen(p_obs, int(np.isfinite(yhat).sum()), se, npos, sp, nneg)
+        rows.append(row)
+    return _Calibration(z, rows, warnings)
+
+
+def _alpha_judge_human(cd: CriterionData) -> float | None:
+    from stats.agreement import krippendorff_alpha
+
+    jcol, hcol = [], []
+    for arr in cd.humans.values():
+        ok = np.isfinite(arr) & np.isfinite(cd.judge)
+        jcol.append(cd.judge[ok])
+        hcol.append(arr[ok])
+    if not jcol or sum(x.size for x in jcol) == 0:
+        return None
+    a = krippendorff_alpha(np.stack([np.concatenate(jcol), np.concatenate(hcol)]), cd.level, cd.domain)  # type: ignore[arg-type]
+    return a if math.isfinite(a) else None
+
+
+def _gate(study: StudyData, crits: list[str], gate: GateConfig) -> tuple[GateDecision, dict[str, float | None]]:
+    labels = {c: {cand.name: int(study.criteria[c].calib[r].sum()) for r, cand in enumerate(study.candidates)}
+              for c in crits}
+    alpha = {c: _alpha_judge_human(study.criteria[c]) for c in crits}
+    return check_gate(labels, alpha, gate), alpha
+
+
+# --- ranking ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RankingReport:
+    header: dict[str, Any]
+    criteria: list[dict[str, Any]] = field(default_factory=list)
+    force: bool = False
+
+    @property
+    def withheld(self) -> dict[str, list[str]]:
+        return {c["criterion"]: c["withheld"] for c in self.criteria if c.get("withheld")}
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean({"header": self.header, "force": self.force, "withheld": self.withheld,
+                       "criteria": self.criteria})
+
+    def to_markdown(self) -> str:
+        h = self.header
+        out = [f"# Ranking: {h['set']} · rubric {h['rubric']} ({h['rubric_hash'][:8]})", "",
+               f"Judge `{h['judge_model']}` (judge run {h['judge_run']}), calibrated against human golden labels "
+               "(prediction-powered, PPI++). Estimates with 95 % intervals; rank = range of ranks compatible with "
+               "the intervals; pairwise differences: paired bootstrap over items, Holm-adjusted.", ""]
+        for c in self.criteria:
+            out += [f"## {c['criterion']} ({c['type']})", ""]
+            if c.get("note"):
+                out += [c["note"], ""]
+            for reason in c.get("withheld") or []:
+                out.append(f"- **Ranking withheld**: {reason}")
+            if c.get("judge_hidden"):
+                out.append(f"- **Judge-only numbers hidden**: {c['judge_hidden']}")
+            if c.get("withheld") or c.get("judge_hidden"):
+                out.append("")
+            if c.get("alpha_judge_vs_human") is not None:
+                out += [f"Judge–human Krippendorff's alpha: {_f(c['alpha_judge_vs_human'])}.", ""]
+            rows = c.get("rows") or []
+            if not rows:
+                continue
+            show_judge = any("judge_only" in r for r in rows)
+            cols = ["rank", "candidate", "calibrated [95 % CI]", "n golden", "human only [95 % CI]"]
+            if c["type"] == "binary":
+                cols.append("Rogan–Gladen [95 % CI]")
+            if show_judge:
+                cols.append("judge only [95 % CI]" + (f" ({UNCALIBRATED})" if c.get("judge_marked") else ""))
+            cols += ["outputs", "unscored", "$ / 1k items", "latency p50 / p95 ms", "Pareto"]
+            out += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+            for r in rows:
+                cells = [r.get("rank_label", "–"), r["candidate"], _est(r.get("calibrated")), str(r["golden"]),
+                         _est(r.get("human_only"))]
+                if c["type"] == "binary":
+                    cells.append(_est(r.get("rogan_gladen")))
+                if show_judge:
+                    cells.append(_est(r.get("judge_only")) + (f" {UNCALIBRATED}" if c.get("judge_marked") else ""))
+                cost = r.get("cost_per_1k_usd")
+                cells += [str(r["outputs"]), str(r["unscored"]), _f(cost, 2) if cost is not None else "n/a",
+                          f"{_f(r.get('latency_p50_ms'), 0)} / {_f(r.get('latency_p95_ms'), 0)}",
+                          "yes" if r.get("pareto") else ""]
+                out.append("| " + " | ".join(cells) + " |")
+            out.append("")
+            sig = [p for p in c.get("pairs") or [] if p.get("p_holm") is not None and p["p_holm"] < 0.05]
+            if c.get("pairs"):
+                out += [f"Significant paired differences (Holm p < 0.05): {len(sig)} of {len(c['pairs'])} pairs.", ""]
+                for p in sig:
+                    out.append(f"- {p['a']} − {p['b']}: {_est(p['difference'])}, p (Holm) = {_f(p['p_holm'], 4)}")
+                if sig:
+                    out.append("")
+            for w in c.get("warnings") or []:
+                out.append(f"- note: {w}")
+        return "\n".join(out).rstrip() + "\n"
+
+
+def ranking_report(
+    session: Session, version_id: int, rubric_version_id: int, *, force: bool = False, gate: GateConfig = GateConfig(),
+    judge_run_id: int | None = None, n_boot: int = 10_000, seed: int = 0,
+) -> RankingReport:
+    """Candidates ranked per criterion by calibrated estimate, gated (see `stats.gate`)."""
+    from stats.ranking import pareto_front, rank_by_influence, rank_ranges
+
+    study = load_study(session, version_id, rubric_version_id, judge_run_id)
+    report = RankingReport(_header(session, study), force=force)
+    numeric = [c for c, cd in study.criteria.items() if cd.criterion.get("type") in ("binary", "ordinal")]
+    decision, alpha = _gate(study, numeric, gate)
+    for cid, cd in study.criteria.items():
+        entry: dict[str, Any] = {"criterion": cid, "type": cd.criterion.get("type")}
+        if cid not in numeric:
+            entry["note"] = ("Categorical criterion: agreement only (see `ownbench agreement`); a ranking needs a "
+                             "criterion with a scale (binary or ordinal).")
+            report.criteria.append(entry)
+            continue
+        entry["alpha_judge_vs_human"] = alpha[cid]
+        entry["withheld"] = decision.withheld.get(cid, [])
+        if cid in decision.judge_hidden:
+            entry["judge_hidden"] = decision.judge_hidden[cid] + (" (shown anyway with --force, marked "
+                                                                   f"{UNCALIBRATED!r})" if force else "")
+        show_judge = force or decision.judge_shown(cid)
+        entry["judge_marked"] = force or bool(entry["withheld"])
+        cal = calibrate_criterion(study, cd, force=force)
+        rows = cal.rows
+        if entry["withheld"]:
+            # no calibrated interval means anything yet; with --force the judge's own numbers, marked
+            entry["rows"] = ([{"candidate": r["candidate"], "judge_only": r["judge_only"], "outputs": r["outputs"],
+                               "unscored": r["unscored"], "golden": r["golden"],
+                               "cost_per_1k_usd": r["cost_per_1k_usd"], "latency_p50_ms": r["latency_p50_ms"],
+                               "latency_p95_ms": r["latency_p95_ms"]} for r in rows] if force else [])
+            report.criteria.append(entry)
+            continue
+        names = [c.name for c in study.candidates]
+        ranking = rank_by_influence(cal.z, names, n_boot=n_boot, seed=seed, n_labeled=[r["golden"] for r in rows],
+                                    method="calibrated (PPI++)")
+        quality = np.array([r["calibrated"].value for r in rows])
+        cost = np.array([r["cost_per_1k_usd"] if r["cost_per_1k_usd"] is not None else np.nan for r in rows])
+        front = pareto_front(quality, cost)
+        # shown intervals: the PPI++ t intervals (their coverage is what the simulations check); rank ranges
+        # from their overlap; paired differences from the paired bootstrap
+        ranges = rank_ranges(quality, np.array([r["calibrated"].low for r in rows]),
+                             np.array([r["calibrated"].high for r in rows]))
+        ordered = []
+        for i in ranking.order:
+            r = dict(rows[i])
+            lo, hi = ranges[i]
+            r["rank"] = [lo, hi]
+            r["rank_label"] = str(lo) if lo == hi else f"{lo}–{hi}"
+            r["pareto"] = bool(front[i])
+            if not show_judge:
+                r.pop("judge_only", None)
+            ordered.append(r)
+        entry["rows"] = ordered
+        entry["pairs"] = ranking.pairs
+        entry["warnings"] = cal.warnings
+        report.criteria.append(entry)
+    return report
+
+
+# --- compare ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CompareReport:
+    header: dict[str, Any]
+    baseline: str
+    candidate: str
+    level: float
+    criteria: list[dict[str, Any]] = field(default_factory=list)
+    regressions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool:
+        """A drop significant at the configured level after Holm's correction across criteria."""
+        return any(c.get("significant_drop") for c in self.criteria)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean({"header": self.header, "baseline": self.baseline, "candidate": self.candidate,
+                       "level": self.level, "regressed": self.regressed, "criteria": self.criteria,
+                       "regressions": self.regressions})
+
+    def to_markdown(self) -> str:
+        h = self.header
+        verdict = ("**Significant regression**" if self.regressed else "No significant regression")
+        out = [f"# Compare: {self.candidate} vs baseline {self.baseline}", "",
+               f"{h['set']} · rubric {h['rubric']} ({h['rubric_hash'][:8]}) · judge `{h['judge_model']}`. "
+               f"{verdict} at level {self.level} (Holm across criteria).", "",
+               "| criterion | baseline | candidate | difference [95 % CI] | p | p (Holm) | n items | verdict |",
+               "|---|---|---|---|---|---|---|---|"]
+        for c in self.criteria:
+            if c.get("withheld"):
+                out.append(f"| {c['criterion']} | – | – | withheld | – | – | – | {'; '.join(c['withheld'])} |")
+                continue
+            v = "significant drop" if c["significant_drop"] else (
+                "significant gain" if c["significant_gain"] else "no significant change")
+            out.append(f"| {c['criterion']} | {_est(c['baseline'])} | {_est(c['candidate'])} | {_est(c['difference'])} | "
+                       f"{_f(c['p_value'], 4)} | {_f(c['p_holm'], 4)} | {c['difference']['n'] if isinstance(c['difference'], dict) else c['difference'].n} | {v} |")
+        out.append("")
+        for c in self.criteria:
+            for key, label in (("mcnemar_judge", "judge verdicts"), ("mcnemar_human", "human labels")):
+                m = c.get(key)
+                if m:
+                    out.append(f"- {c['criterion']}: exact McNemar on paired {label}: baseline-only pass "
+                               f"{m['a_only']}, candidate-only pass {m['b_only']}, p = {_f(m['p_value'], 4)} (n={m['n']})"
+                               + (f" — {UNCALIBRATED}" if key == "mcnemar_judge" else ""))
+        for c in self.criteria:
+            if c.get("regressions_note"):
+                out.append(f"- {c['criterion']}: {c['regressions_note']}")
+        out += ["", f"## Per-item regressions ({len(self.regressions)})", "",
+                "Items where the baseline was good and the candidate bad (by human label where both were "
+                "labeled, otherwise by the judge).", ""]
+        if self.regressions:
+            out += ["| item | criterion | baseline | candidate | by |", "|---|---|---|---|---|"]
+            for r in self.regressions[:200]:
+                out.append(f"| {r['item']} | {r['criterion']} | {r['baseline']} | {r['candidate']} | {r['source']} |")
+            if len(self.regressions) > 200:
+                out.append(f"\n… and {len(self.regressions) - 200} more (see --json).")
+        return "\n".join(out).rstrip() + "\n"
+
+
+def compare_report(
+    session: Session, version_id: int, rubric_version_id: int, baseline: str, candidate: str, *,
+    level: float = 0.05, gate: GateConfig = GateConfig(), judge_run_id: int | None = None,
+    n_boot: int = 10_000, seed: int = 0, force: bool = False,
+) -> CompareReport:
+    """Per criterion the calibrated difference candidate − baseline on the same items (paired bootstrap over
+    items of the prediction-powered influence values), its p-value, Holm across criteria; the per-item list of
+    regressions; exact McNemar on paired binary verdicts beside it."""
+    from sqlmodel import select
+
+    from stats.estimate import percentile_interval
+    from stats.ranking import bootstrap_item_means, bootstrap_p_value, holm, mcnemar_exact
+    from storage.errors import InputError
+    from storage.models import Item
+
+    if baseline == candidate:
+        raise InputError("baseline and candidate are the same", where="--candidate", hint="compare two candidates")
+    study = load_study(session, version_id, rubric_version_id, judge_run_id)
+    names = [c.name for c in study.candidates]
+    for name, flag in ((baseline, "--baseline"), (candidate, "--candidate")):
+        if name not in names:
+            raise InputError(f"candidate {name!r} has no judged outputs in this judge run", where=flag,
+                             hint=f"judged candidates: {', '.join(names) or 'none'}")
+    ib, ic = names.index(baseline), names.index(candidate)
+    report = CompareReport(_header(session, study), baseline, candidate, level)
+    keys = {i.id: i.item_key for i in session.exec(select(Item).where(Item.version_id == version_id))}
+    numeric = [c for c, cd in study.criteria.items() if cd.criterion.get("type") in ("binary", "ordinal")]
+    decision, alpha = _gate(_restrict(study, [ib, ic]), numeric, gate)
+    tested = []
+    for cid in numeric:
+        cd = study.criteria[cid]
+        entry: dict[str, Any] = {"criterion": cid, "type": cd.criterion.get("type"), "withheld": decision.withheld.get(cid, []),
+                                 "alpha_judge_vs_human": alpha.get(cid), "significant_drop": False,
+                                 "significant_gain": False}
+        # per-item regressions: human label where both outputs were labeled, else the judge's verdicts (only
+        # where the judge may stand in for the humans, or with force)
+        judge_listed = force or decision.judge_shown(cid)
+        if not judge_listed:
+            entry["regressions_note"] = ("per-item regressions by the judge are hidden: " + decision.judge_hidden[cid])
+        for col, item_id in enumerate(study.item_ids):
+            hb, hc = cd.human_mean[ib, col], cd.human_mean[ic, col]
+            jb, jc = cd.judge[ib, col], cd.judge[ic, col]
+            if np.isfinite(hb) and np.isfinite(hc):
+                b, c, src = hb, hc, "human"
+            elif judge_listed and np.isfinite(jb) and np.isfinite(jc):
+                b, c, src = jb, jc, "judge" if decision.judge_shown(cid) else f"judge ({UNCALIBRATED})"
+            else:
+                continue
+            worse = (b >= 0.5 and c < 0.5) if cd.criterion.get("type") == "binary" else c < b
+            if worse:
+                report.regressions.append({"item": keys.get(item_id, str(item_id)), "criterion": cid,
+                                           "baseline": _verdict(cd, b), "candidate": _verdict(cd, c), "source": src})
+        if cd.criterion.get("type") == "binary":
+            entry["mcnemar_human"] = mcnemar_exact(cd.human_mean[ib], cd.human_mean[ic]) if (
+                np.isfinite(cd.human_mean[ib]) & np.isfinite(cd.human_mean[ic])).any() else None
+            if force or decision.judge_shown(cid):
+                entry["mcnemar_judge"] = mcnemar_exact(cd.judge[ib], cd.judge[ic])
+        if entry["withheld"]:
+            report.criteria.append(entry)
+            continue
+        cal = calibrate_criterion(_restrict(study, [ib, ic]), _restrict_cd(cd, [ib, ic]))
+        z = cal.z
+        both = np.isfinite(z[0]) & np.isfinite(z[1])
+        boot = bootstrap_item_means(z[:, both], n_boot=n_boot, seed=seed)
+        d = float(np.mean(z[1, both] - z[0, both]))
+        dd = boot[1] - boot[0]
+        entry["baseline"] = cal.rows[0]["calibrated"]
+        entry["candidate"] = cal.rows[1]["calibrated"]
+        entry["difference"] = percentile_interval(d, dd, int(both.sum()), "candidate − baseline, paired bootstrap")
+        entry["p_value"] = bootstrap_p_value(d, dd)
+        entry["warnings"] = cal.warnings
+        tested.append(entry)
+        report.criteria.append(entry)
+    adj = holm(np.array([e["p_value"] for e in tested])) if tested else []
+    for e, p in zip(tested, adj):
+        e["p_holm"] = float(p)
+        e["significant_drop"] = bool(e["difference"].value < 0 and p < level)
+        e["significant_gain"] = bool(e["difference"].value > 0 and p < level)
+    return report
+
+
+def _verdict(cd: CriterionData, v: float) -> str:
+    t = cd.criterion.get("type")
+    if t == "binary":
+        return "pass" if v >= 0.5 else "fail"
+    return f"{v:g}"
+
+
+def _restrict_cd(cd: CriterionData, rows: list[int]) -> CriterionData:
+    return CriterionData(cd.criterion, cd.domain, cd.level, cd.judge[rows], cd.judged[rows], cd.unscored[rows],
+                         {k: v[rows] for k, v in cd.humans.items()}, cd.human_mean[rows], cd.calib[rows],
+                         cd.strata[rows], cd.inclusion_prob[rows], cd.outside, cd.labels_total, cd.length[rows])
+
+
+def _restrict(study: StudyData, rows: list[int]) -> StudyData:
+    s = StudyData(study.version_id, study.rubric, study.judge_run, [study.candidates[r] for r in rows], study.item_ids)
+    s.criteria = {c: _restrict_cd(cd, rows) for c, cd in study.criteria.items()}
+    return s
