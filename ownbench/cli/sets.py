@@ -312,16 +312,16 @@ def verify_cmd(
     else:
         for r in results:
             if r["problems"]:
-                err_console.print(f"[bold red]FAILED[/] {r['ref']} {r['hash'][:12]}…", highlight=False)
+                err_console.print(f"[bold red]FAILED[/] {r['ref']} {r['hash'][:12]}…", highlight=False, soft_wrap=True)
                 for p in r["problems"]:
-                    err_console.print(f"  [red]✗[/] {p}", highlight=False)
+                    err_console.print(f"  [red]✗[/] {p}", highlight=False, soft_wrap=True)
             else:
-                console.print(f"[green]ok[/] {r['ref']} {r['hash'][:12]}…", highlight=False)
+                console.print(f"[green]ok[/] {r['ref']} {r['hash'][:12]}…", highlight=False, soft_wrap=True)
         if not results:
             console.print("No versions to verify.")
         if bad:
             err_console.print(f"[bold red]{len(bad)} version(s) changed after freezing.[/] Commands refuse them; "
-                              "re-freeze from the source logs.")
+                              "re-freeze from the source logs.", soft_wrap=True)
     if bad:
         raise typer.Exit(1)
 
