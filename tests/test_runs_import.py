@@ -76,7 +76,7 @@ def test_bad_lines_are_all_reported_and_nothing_is_written(engine, tmp_path: Pat
     assert "8 bad line(s); nothing was imported" in err
     for lineno, words in [(2, "not valid JSON"), (3, "no item with key 'item-9999'"), (4, "name the item"),
                           (5, "give the answer in output (or text), or an error"), (6, "latency_ms must be a number"),
-                          (7, "already answered on line 1"), (8, "unknown field(s) colour"),
+                          (7, "item 'item-0000' already answered on line 1"), (8, "unknown field(s) colour"),
                           (9, "no item of this version has prompt hash")]:
         assert f"{path}:{lineno}: {words}" in err, (lineno, err)
     with Session(engine) as s:
