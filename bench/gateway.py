@@ -1,0 +1,152 @@
+"""Gateway throughput: N calls to an OpenAI-compatible server with a fixed latency, at several concurrencies.
+
+    .venv/bin/python bench/gateway.py                      # 1,000 calls, 100 ms, concurrency 10, 50, 100
+    .venv/bin/python bench/gateway.py --calls 300 --concurrency 50
+
+The loopback server (tests/loopback.py) runs in its own process, so its CPU is not counted as the client's.
+Each client × concurrency runs in a fresh process after a short warm-up; the figures are wall time, calls/s,
+the ratio to the ideal (calls × latency / concurrency, i.e. the network-bound time) and the client's CPU ms
+per call (process CPU time over the timed window / calls). Clients:
+
+- ownbench direct: `Gateway.complete` on `openai/<name>` + api_base (the direct aiohttp path), no database;
+- ownbench direct + cache: the same with the SQLite cache (one lookup and one insert per call);
+- ownbench via litellm: `Gateway(direct=False)`, the path every non-OpenAI-compatible provider takes;
+- litellm.acompletion and openai.AsyncOpenAI: the plain libraries, limited by an asyncio.Semaphore.
+
+On a shared machine the numbers move with the load; compare rows of the same invocation.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIENTS = ["ownbench direct", "ownbench direct + cache", "ownbench via litellm", "litellm.acompletion",
+           "openai.AsyncOpenAI"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def messages(i: int) -> list[dict]:
+    return [{"role": "user", "content": f"benchmark prompt number {i}: say something short"}]
+
+
+async def run_client(client: str, url: str, calls: int, concurrency: int, warmup: int) -> dict:
+    if client.startswith("ownbench"):
+        from gateway.client import Gateway, ModelConfig
+
+        engine = None
+        if client.endswith("cache"):
+            from storage.db import make_engine
+
+            engine = make_engine(f"sqlite:///{tempfile.mkdtemp()}/bench.db")
+        gw = Gateway(engine, direct=not client.endswith("litellm"))
+        cfg = ModelConfig("openai/bench-model", api_base=url, max_concurrency=concurrency, max_attempts=1,
+                          input_price_per_mtok=1.0, output_price_per_mtok=2.0)
+
+        async def one(i: int) -> bool:
+            r = await gw.complete(cfg, messages(i))
+            return r.error is None
+    elif client == "litellm.acompletion":
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        litellm.suppress_debug_info = True
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> bool:
+            async with sem:
+                try:
+                    await litellm.acompletion(model="openai/bench-model", messages=messages(i), api_base=url,
+                                              api_key="unused", max_retries=0)
+                    return True
+                except Exception:  # noqa: BLE001 - counted as a failure
+                    return False
+    else:
+        import openai
+
+        oc = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0)
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> bool:
+            async with sem:
+                try:
+                    await oc.chat.completions.create(model="bench-model", messages=messages(i))  # type: ignore[arg-type]
+                    return True
+                except Exception:  # noqa: BLE001 - counted as a failure
+                    return False
+
+    await asyncio.gather(*(one(-1 - i) for i in range(warmup)))
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    ok = await asyncio.gather(*(one(i) for i in range(calls)))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"wall_s": wall, "cpu_s": cpu, "ok": sum(ok)}
+
+
+def worker(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(ROOT))
+    result = asyncio.run(run_client(args.worker, args.url, args.calls, args.concurrency[0], args.warmup))
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50, 100])
+    parser.add_argument("--clients", nargs="+", default=CLIENTS, choices=CLIENTS)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "loopback.py"), "--port", str(port),
+                               "--latency", str(args.latency)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        server.stdout.readline()  # "loopback server on …": it is listening
+        url = f"http://127.0.0.1:{port}/v1"
+        print(f"{args.calls} calls, server latency {args.latency * 1000:.0f} ms, loopback server in pid {server.pid}; "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start\n")
+        header = f"{'client':<26}{'conc':>5}{'wall s':>9}{'calls/s':>9}{'ideal':>8}{'CPU ms/call':>13}{'ok':>7}"
+        print(header)
+        print("-" * len(header))
+        for conc in args.concurrency:
+            ideal = args.calls * args.latency / conc
+            for client in args.clients:
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--worker", client, "--url", url, "--calls", str(args.calls),
+                     "--concurrency", str(conc), "--warmup", str(args.warmup)],
+                    capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                )
+                if proc.returncode != 0:
+                    print(f"{client:<26}{conc:>5}  failed: {proc.stderr.strip().splitlines()[-1:]}")
+                    continue
+                r = json.loads(proc.stdout.strip().splitlines()[-1])
+                print(f"{client:<26}{conc:>5}{r['wall_s']:>9.2f}{args.calls / r['wall_s']:>9.0f}"
+                      f"{ideal / r['wall_s']:>8.2f}{r['cpu_s'] * 1000 / args.calls:>13.2f}{r['ok']:>7}", flush=True)
+            print()
+        print(f"load average {os.getloadavg()[0]:.2f} at the end (2 cores shared with other work)")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()
