@@ -1,8 +1,210 @@
-"""Commands of this group (filled in by its feature)."""
+"""`ownbench agreement`, `rank`, `compare`, `golden select` and `labels import|export`: the same numbers the
+app shows. numpy, scipy, scikit-learn and statsmodels are imported inside the commands."""
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+JSON_HELP = "Print machine-readable JSON instead of text."
+MD_HELP = "Print the report as Markdown."
+SET_HELP = "The frozen version: NAME@VERSION, NAME (latest) or a hash prefix."
+RUBRIC_HELP = "The rubric: a YAML file already used to judge, a stored rubric name, or a hash prefix."
+JUDGE_RUN_HELP = "Judge run id (default: the latest pointwise judge run for this version and rubric)."
+
+golden_app = typer.Typer(help="The golden subset: which outputs humans label (random, with known probabilities).",
+                         no_args_is_help=True)
+labels_app = typer.Typer(help="Human labels in and out (every exported row says human or judge).", no_args_is_help=True)
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("agreement")(agreement_cmd)
+    app.command("rank")(rank_cmd)
+    app.command("compare")(compare_cmd)
+    app.add_typer(golden_app, name="golden")
+    app.add_typer(labels_app, name="labels")
+
+
+def _ids(session, set_ref: str, rubric: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    from analysis.refs import resolve_rubric, resolve_version
+
+    version = resolve_version(session, set_ref)
+    rv = resolve_rubric(session, rubric)
+    return version.id, rv.id  # type: ignore[return-value]
+
+
+def _emit(report, as_json: bool, markdown: bool, output: Optional[Path]) -> None:  # type: ignore[no-untyped-def]
+    from ownbench.cli.common import console, print_json
+
+    if output is not None:
+        output.write_text(report.to_markdown(), encoding="utf-8")
+    if as_json:
+        print_json(report.to_dict())
+    elif markdown:
+        typer.echo(report.to_markdown(), nl=False)
+    else:
+        from rich.markdown import Markdown
+
+        console.print(Markdown(report.to_markdown()))
+
+
+def _gate(min_labels: int, min_per_candidate: int, min_alpha: float):  # type: ignore[no-untyped-def]
+    from stats.gate import GateConfig
+
+    return GateConfig(min_labels=min_labels, min_per_candidate=min_per_candidate, min_alpha=min_alpha)
+
+
+def agreement_cmd(
+    set_ref: str = typer.Option(..., "--set", help=SET_HELP),
+    rubric: str = typer.Option(..., "--rubric", help=RUBRIC_HELP),
+    judge_run: Optional[int] = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
+    n_boot: int = typer.Option(2000, "--bootstrap", min=100, help="Bootstrap resamples for the intervals."),
+    epsilon: float = typer.Option(0.2, "--epsilon", min=0.0, max=1.0, help="Alt-Test ε (cost–benefit margin)."),
+    alt_threshold: float = typer.Option(0.5, "--alt-threshold", min=0.0, max=1.0, help="Alt-Test winning-rate threshold."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    markdown: bool = typer.Option(False, "--markdown", help=MD_HELP),
+    output: Optional[Path] = typer.Option(None, "--output", help="Also write the Markdown report to this file."),
+) -> None:
+    """Judge–human and human–human agreement per criterion, judge-bias diagnostics and the Alt-Test."""
+    from analysis.reports import agreement_report
+    from ownbench.cli.common import session
+
+    with session() as s:
+        vid, rid = _ids(s, set_ref, rubric)
+        rep = agreement_report(s, vid, rid, judge_run, n_boot=n_boot, seed=seed, epsilon=epsilon,
+                               alt_threshold=alt_threshold)
+    _emit(rep, as_json, markdown, output)
+
+
+def rank_cmd(
+    set_ref: str = typer.Option(..., "--set", help=SET_HELP),
+    rubric: str = typer.Option(..., "--rubric", help=RUBRIC_HELP),
+    judge_run: Optional[int] = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
+    force: bool = typer.Option(False, "--force", help="Also show judge-only numbers where they are gated, marked \"uncalibrated\"."),
+    min_labels: int = typer.Option(30, "--min-labels", min=1, help="Golden labels needed per criterion (G)."),
+    min_per_candidate: int = typer.Option(5, "--min-per-candidate", min=1, help="Golden labels needed per candidate (g)."),
+    min_alpha: float = typer.Option(0.667, "--min-alpha", help="Judge–human Krippendorff's alpha below which judge-only numbers are hidden."),
+    n_boot: int = typer.Option(10_000, "--bootstrap", min=100, help="Paired bootstrap resamples."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    markdown: bool = typer.Option(False, "--markdown", help=MD_HELP),
+    output: Optional[Path] = typer.Option(None, "--output", help="Also write the Markdown report to this file."),
+) -> None:
+    """Rank candidates per criterion by calibrated estimate with 95 % intervals, rank ranges and paired tests."""
+    from analysis.reports import ranking_report
+    from ownbench.cli.common import session
+
+    with session() as s:
+        vid, rid = _ids(s, set_ref, rubric)
+        rep = ranking_report(s, vid, rid, force=force, gate=_gate(min_labels, min_per_candidate, min_alpha),
+                             judge_run_id=judge_run, n_boot=n_boot, seed=seed)
+    _emit(rep, as_json, markdown, output)
+
+
+def compare_cmd(
+    set_ref: str = typer.Option(..., "--set", help=SET_HELP),
+    baseline: str = typer.Option(..., "--baseline", help="The candidate in production now."),
+    candidate: str = typer.Option(..., "--candidate", help="The candidate that would replace it."),
+    rubric: str = typer.Option(..., "--rubric", help=RUBRIC_HELP),
+    judge_run: Optional[int] = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
+    level: float = typer.Option(0.05, "--level", min=1e-6, max=0.5, help="Significance level after Holm's correction."),
+    force: bool = typer.Option(False, "--force", help="Also show judge-only evidence where it is gated, marked \"uncalibrated\"."),
+    min_labels: int = typer.Option(30, "--min-labels", min=1, help="Golden labels needed per criterion (G)."),
+    min_per_candidate: int = typer.Option(5, "--min-per-candidate", min=1, help="Golden labels needed per candidate (g)."),
+    min_alpha: float = typer.Option(0.667, "--min-alpha", help="Judge–human alpha below which judge-only evidence is hidden."),
+    n_boot: int = typer.Option(10_000, "--bootstrap", min=100, help="Paired bootstrap resamples."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    markdown: bool = typer.Option(False, "--markdown", help=MD_HELP),
+    output: Optional[Path] = typer.Option(None, "--output", help="Also write the Markdown report to this file."),
+) -> None:
+    """The CI gate before a model upgrade: exit 1 only when a drop is significant (after Holm), 0 otherwise,
+    2 on usage errors."""
+    from analysis.reports import compare_report
+    from ownbench.cli.common import session
+
+    with session() as s:
+        vid, rid = _ids(s, set_ref, rubric)
+        rep = compare_report(s, vid, rid, baseline, candidate, level=level,
+                             gate=_gate(min_labels, min_per_candidate, min_alpha), judge_run_id=judge_run,
+                             n_boot=n_boot, seed=seed, force=force)
+    _emit(rep, as_json, markdown, output)
+    if rep.regressed:
+        raise typer.Exit(1)
+
+
+@golden_app.command("select")
+def golden_select(
+    set_ref: str = typer.Option(..., "--set", help=SET_HELP),
+    rubric: str = typer.Option(..., "--rubric", help=RUBRIC_HELP),
+    n: int = typer.Option(..., "--n", min=1, help="How many more outputs to draw into the golden subset."),
+    seed: int = typer.Option(..., "--seed", help="Seed of the draw (recorded; the same seed gives the same units)."),
+    strategy: str = typer.Option("stratified", "--strategy", help="stratified, or uncertainty (favour units where the judge was unsure)."),
+    annotators: Optional[str] = typer.Option(None, "--annotators", help="Comma-separated annotator names to assign units to."),
+    k: int = typer.Option(1, "--k", min=1, help="Annotators per unit (2+ gives human–human agreement, 3+ the Alt-Test)."),
+    criterion: Optional[str] = typer.Option(None, "--criterion", help="Criterion whose judge verdict defines the strata (default: the first binary or ordinal one)."),
+    judge_run: Optional[int] = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Draw outputs at random within strata (candidate × judge verdict) and assign them to annotators."""
+    from analysis.golden import select_golden
+    from ownbench.cli.common import console, print_json, session
+
+    names = [a for a in (annotators or "").split(",") if a.strip()]
+    with session() as s:
+        vid, rid = _ids(s, set_ref, rubric)
+        sel = select_golden(s, vid, rid, judge_run, n, seed=seed, strategy=strategy, annotators=names, k=k,
+                            criterion=criterion)
+    if as_json:
+        print_json(sel.to_dict())
+    else:
+        console.print(f"drew {sel.created} unit(s) ({sel.total} in the golden subset) over {sel.strata} strata of "
+                      f"criterion {sel.criterion!r}, strategy {sel.strategy}, seed {sel.seed}; "
+                      f"{sel.assignments} assignment(s)")
+
+
+@labels_app.command("import")
+def labels_import(
+    path: Path = typer.Argument(..., help="JSONL or CSV: item, candidate, criterion, label, annotator [, inclusion_prob, comment]."),
+    set_ref: str = typer.Option(..., "--set", help=SET_HELP),
+    rubric: str = typer.Option(..., "--rubric", help=RUBRIC_HELP),
+    uniform: bool = typer.Option(False, "--uniform", help="Declare the labeled units a uniform random sample of the set (usable for calibration)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Import existing human labels; every bad row is reported as file:line and nothing is written."""
+    from analysis.labels import import_labels
+    from ownbench.cli.common import console, print_json, session
+
+    with session() as s:
+        vid, rid = _ids(s, set_ref, rubric)
+        res = import_labels(s, path, vid, rid, uniform=uniform)
+    if as_json:
+        print_json(res)
+    else:
+        usable = res["calibration_usable"]
+        console.print(f"imported {res['labels']} label(s) from {res['annotators']} annotator(s); {usable} usable "
+                      "for calibration" + ("" if usable else " (declare --uniform or give inclusion_prob to use them)"))
+
+
+@labels_app.command("export")
+def labels_export(
+    path: Path = typer.Argument(..., help="Output file, .jsonl or .csv."),
+    set_ref: str = typer.Option(..., "--set", help=SET_HELP),
+    rubric: str = typer.Option(..., "--rubric", help=RUBRIC_HELP),
+    judge_run: Optional[int] = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
+) -> None:
+    """Export every judge verdict and human label; each row's `source` says judge or human."""
+    from analysis.labels import export_rows, write_export
+    from ownbench.cli.common import console, session
+    from storage.errors import InputError
+
+    if path.suffix.lower() not in (".jsonl", ".csv"):
+        raise InputError(f"unsupported export format {path.suffix!r}", where=str(path), hint="use .jsonl or .csv")
+    with session() as s:
+        vid, rid = _ids(s, set_ref, rubric)
+        rows = export_rows(s, vid, rid, judge_run)
+    n = write_export(rows, path)
+    humans = sum(r["source"] == "human" for r in rows)
+    console.print(f"wrote {n} row(s) to {path}: {n - humans} judge, {humans} human")
