@@ -87,3 +87,30 @@ def test_twenty_percent_faults_every_item_ends_with_output_or_reason(
     assert loopback.request_count - before == len(expected_errors)
     assert again.progress.cached == n - len(expected_errors)
     assert run_totals(sqlite_engine, again.run_id)["outputs"] == n
+
+
+def test_resume_retries_error_rows_in_place(sqlite_engine, loopback: LoopbackServer) -> None:
+    version_id, _ = freeze_items(sqlite_engine, 10)
+    failing = {f"question number {i}" for i in (2, 5, 7)}
+    loopback.script = lambda body: {"fault": "500"} if body["messages"][-1]["content"] in failing else None
+    spec = CandidateSpec(name="loop", model="openai/loop-model", api_base=loopback.base_url, max_attempts=1)
+    gw = Gateway(sqlite_engine, backoff_base_s=0.01)
+    first = run_candidate(sqlite_engine, spec, version_id, gateway=gw)
+    assert run_totals(sqlite_engine, first.run_id)["errors"] == 3
+    with Session(sqlite_engine) as s:  # as if the process had been killed right after writing those rows
+        from storage.models import Run
+
+        run = s.get(Run, first.run_id)
+        run.status = "running"
+        s.add(run)
+        s.commit()
+    loopback.script = None
+    before = loopback.request_count
+    second = run_candidate(sqlite_engine, spec, version_id, gateway=gw)
+    assert second.run_id == first.run_id and second.resumed and second.status_reason is None
+    assert loopback.request_count - before == 3  # only the error rows were called again
+    assert sorted(b["messages"][-1]["content"] for b in loopback.bodies[before:]) == sorted(failing)
+    totals = run_totals(sqlite_engine, first.run_id)
+    assert (totals["outputs"], totals["errors"]) == (10, 0)
+    with Session(sqlite_engine) as s:
+        assert len(s.exec(select(Output).where(Output.run_id == first.run_id)).all()) == 10
