@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 
 from storage.db import session_scope
 from storage.hashing import file_hash
-from storage.models import Job, JudgeRun, Run
+from storage.models import Job, JudgeRun, RubricVersion, Run
 
 DEMO_DATA = Path(__file__).with_name("demo_data") / "arena_hard_1k"
 RUBRICS_DIR = Path(__file__).resolve().parents[1] / "rubrics"
@@ -188,7 +188,7 @@ def select_keys(version_id: int):  # type: ignore[no-untyped-def]
 def judge_argv(version: str, rubric: str, job_id: int, cfg: dict[str, str], limit: int | None) -> list[str]:
     """`ownbench judge … --job ID`: the same command a person would type, run in the background."""
     argv = [sys.executable, "-c", "from ownbench.cli import main; main()", "judge", "--set", version,
-            "--rubric", rubric, "--judge-model", cfg["model"], "--job", str(job_id)]
+            "--rubric", rubric, "--judge", cfg["model"], "--job", str(job_id)]
     if cfg.get("api_base"):
         argv += ["--api-base", cfg["api_base"]]
     if cfg.get("api_key_env"):
@@ -227,7 +227,12 @@ def start_demo_judge(engine: Engine, demo: DemoResult) -> tuple[int | None, str]
     limit = int(os.environ.get(JUDGE_LIMIT_ENV, "0") or 0) or None
     from ownbench import settings
 
-    argv = judge_argv(demo.version, DEMO_RUBRIC, 0, cfg, limit)
+    with Session(engine) as s:
+        rubric = s.exec(select(RubricVersion).where(RubricVersion.name == DEMO_RUBRIC)
+                        .order_by(RubricVersion.id.desc())).first()  # type: ignore[union-attr]
+    if rubric is None:
+        return None, f"the {DEMO_RUBRIC} rubric is not stored; no judge run started"
+    argv = judge_argv(demo.version, f"{rubric.name}@{rubric.content_hash[:12]}", 0, cfg, limit)
     argv[argv.index("--job") + 1] = "__JOB__"
     job_id = spawn_job(engine, "judge", argv, settings.home() / "jobs")
     scope = f"the first {limit} items" if limit else "every item"

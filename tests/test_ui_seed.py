@@ -93,6 +93,19 @@ class Seeded:
     xss_output_id: int | None = None
 
 
+def _store_rubric(s: Session) -> RubricVersion:
+    """Through the judging area's loader when it is there (so its hash checks pass), else as a bare row."""
+    try:
+        from judging.rubric import parse_rubric, store_rubric
+    except ImportError:
+        row = RubricVersion(name="helpfulness", content_hash=content_hash(RUBRIC_SPEC), yaml_text=RUBRIC_YAML,
+                            spec=RUBRIC_SPEC)
+        s.add(row)
+        s.flush()
+        return row
+    return store_rubric(s, parse_rubric(RUBRIC_YAML, "<seed>"))
+
+
 def _prompts(n: int) -> list[str]:
     out: list[str] = []
     if ARENA.exists():
@@ -128,9 +141,7 @@ def seed_project(
         from evalsets.freeze import items_of
 
         item_rows = items_of(s, version)
-        rubric = RubricVersion(name="helpfulness", content_hash=content_hash(RUBRIC_SPEC), yaml_text=RUBRIC_YAML,
-                               spec=RUBRIC_SPEC)
-        s.add(rubric)
+        rubric = _store_rubric(s)
         cand_ids, outputs = [], {}
         for ci, (name, model) in enumerate(zip(CANDIDATE_NAMES, MODEL_NAMES)):
             cand = Candidate(name=name, model=model, config_hash=content_hash({"m": model}),

@@ -42,7 +42,7 @@ def _act(annotator_id: int, task: labeling.LabelingTask, step: tuple[int, str], 
     history: list = st.session_state.setdefault(key + ":history", [])
     st.session_state.pop("label-error", None)
     if action == "flag":
-        st.session_state[f"flag:{step_id}"] = not st.session_state.get(f"flag:{step_id}", False)
+        st.session_state[f"flagged:{step_id}"] = not st.session_state.get(f"flagged:{step_id}", False)
         return
     if action == "back":
         if history:
@@ -55,7 +55,7 @@ def _act(annotator_id: int, task: labeling.LabelingTask, step: tuple[int, str], 
                     s, annotator_id, step[0], step[1],
                     choice=choice,
                     skipped=action == "skip",
-                    flagged=bool(st.session_state.get(f"flag:{step_id}", False)),
+                    flagged=bool(st.session_state.get(f"flagged:{step_id}", False)),
                     comment=st.session_state.get(f"comment:{step_id}"),
                 )
             nxt = labeling.next_step(s, annotator_id, task, after=step)
@@ -123,7 +123,7 @@ def labeling_panel(annotator_id: int, task: labeling.LabelingTask, plain: bool) 
         if view.latest:
             was = "skipped" if view.latest["skipped"] else f"labeled {view.latest['verdict']}"
             st.caption(f"You {was} this before; a new label is added and the latest counts.")
-        flagged = st.session_state.get(f"flag:{step_id}", False)
+        flagged = st.session_state.get(f"flagged:{step_id}", False)
         choices = labeling.choices_for(crit, view.mode)
         cols = st.columns(min(len(choices), 5))
         for i, (choice, caption) in enumerate(choices):

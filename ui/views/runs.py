@@ -23,7 +23,7 @@ def _version_ref(version_id: int) -> str:
 def _rubric_ref(rubric_id: int) -> str:
     with Session(eng) as s:
         r = s.get(RubricVersion, rubric_id)
-        return r.content_hash[:12] if r else str(rubric_id)
+        return f"{r.name}@{r.content_hash[:12]}" if r else str(rubric_id)
 
 
 @st.fragment(run_every=2)
@@ -107,7 +107,7 @@ with start_judge:
                     st.error("Give a judge model. " + jobs.HOW_TO_CONFIGURE_JUDGE)
                 else:
                     args = ["judge", "--set", _version_ref(vid), "--rubric", _rubric_ref(rid),
-                            "--judge-model", model.strip()]
+                            "--judge", model.strip()]
                     if api_base.strip():
                         args += ["--api-base", api_base.strip()]
                     if env_judge.get("api_key_env"):

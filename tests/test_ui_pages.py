@@ -1,0 +1,205 @@
+"""Every page with Streamlit's AppTest on a seeded database.
+
+The seeded judgments, golden units and (where asked for) labels are SIMULATED (tests/test_ui_seed.py); the
+background-job tests run the real `ownbench judge` subprocess against the loopback OpenAI-compatible server.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+from streamlit.testing.v1 import AppTest
+
+from storage.models import GoldenAssignment, Job, JudgeRun, Label, RubricVersion
+from tests.test_ui_seed import CANDIDATE_NAMES, JUDGE_MODEL, MODEL_NAMES, RATIONALE, seed_project
+
+APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
+
+
+def page(name: str, **query: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page(f"views/{name}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def all_text(at: AppTest) -> str:
+    """Every element's protobuf as text: what the browser would receive."""
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            out.append(str(proto))
+        for child in (getattr(node, "children", None) or {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return "\n".join(out)
+
+
+@pytest.fixture
+def seeded(sqlite_engine: Engine):  # type: ignore[no-untyped-def]
+    return seed_project(sqlite_engine, simulated_labels=True)
+
+
+def test_overview_counts_and_next_step(sqlite_engine: Engine, seeded) -> None:  # type: ignore[no-untyped-def]
+    at = page("overview")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Candidates"] == "3" and metrics["Judgments"] == "72" and metrics["Golden units"] == "18"
+    assert metrics["Labels"] == "72"  # 18 units × 2 criteria × 2 annotators, simulated
+    assert any("rankings" in i.value.lower() for i in at.info)
+
+
+def test_overview_on_an_empty_database_says_where_to_start(sqlite_engine: Engine) -> None:
+    at = page("overview")
+    assert "Freeze an eval set" in at.info[0].value
+
+
+def test_label_page_shows_nothing_but_the_unit(sqlite_engine: Engine) -> None:
+    seeded = seed_project(sqlite_engine, simulated_labels=False)
+    # bob has simulated labels from an earlier session of the seed: none here; give alice's neighbour a label
+    with Session(sqlite_engine) as s:
+        s.add(Label(annotator_id=seeded.annotators["bob"], rubric_version_id=seeded.rubric_version_id,
+                    criterion_id="correct", item_id=1, output_id=1, golden_unit_id=seeded.unit_ids[0],
+                    verdict="fail", score=0.0, comment="COMMENT-OF-bob"))
+        s.commit()
+    at = page("label", annotator="alice")
+    text = all_text(at)
+    assert "Criterion 1 of 2" in text and "Is the answer factually correct?" in text
+    for secret in [*CANDIDATE_NAMES, *MODEL_NAMES, JUDGE_MODEL, RATIONALE, "COMMENT-OF-bob", "stratum"]:
+        assert secret not in text, secret
+    # the output's markup arrives as inert text, never as HTML
+    assert "&lt;script>" in text and "<img src=x" not in text
+
+
+def test_label_save_and_next_appends_labels(sqlite_engine: Engine) -> None:
+    seeded = seed_project(sqlite_engine)
+    at = page("label", annotator="alice")
+    assert [b.label for b in at.button if b.key and b.key.startswith("choice:")] == ["Pass", "Fail"]
+    at.text_input(key=f"comment:{seeded.unit_ids[0]}:correct").input("looks right")
+    next(b for b in at.button if b.label == "Pass").click().run()
+    assert "Criterion 2 of 2" in all_text(at)
+    next(b for b in at.button if b.label == "3").click().run()
+    next(b for b in at.button if b.label == "Skip").click().run()
+    next(b for b in at.button if b.label == "Flag").click().run()
+    assert "Flagged" in all_text(at)
+    next(b for b in at.button if b.label == "2").click().run()
+    assert "Unit 3 of 18" in all_text(at) and "2 of 18 units done" in all_text(at)
+    with Session(sqlite_engine) as s:
+        rows = s.exec(select(Label).order_by(Label.id)).all()
+    assert [(r.criterion_id, r.verdict, r.skipped, r.flagged, r.comment) for r in rows] == [
+        ("correct", "pass", False, False, "looks right"), ("helpful", "3", False, False, None),
+        ("correct", None, True, False, None), ("helpful", "2", False, True, None)]
+    assert rows[2].golden_unit_id == rows[3].golden_unit_id == seeded.unit_ids[1]
+
+
+def test_label_page_without_assignments_says_what_to_do(sqlite_engine: Engine) -> None:
+    seed_project(sqlite_engine)
+    at = page("label", annotator="carol")
+    assert "No golden units are assigned to carol" in at.info[0].value
+    at = page("label")
+    assert "Pick your name" in at.info[0].value
+
+
+def test_eval_sets_page_lists_versions_and_searches_items(sqlite_engine: Engine, seeded) -> None:  # type: ignore[no-untyped-def]
+    at = page("eval_sets")
+    text = all_text(at)
+    assert "support@1" in text
+    at.text_input(key="sets-search").input("q003").run()
+    assert "1 item(s)" in all_text(at)
+
+
+def test_rubric_editor_validates_with_line_numbers_and_saves(sqlite_engine: Engine, seeded) -> None:  # type: ignore[no-untyped-def]
+    at = page("rubrics")
+    at.selectbox(key="rub-start").select("file: rubrics/helpfulness.yaml").run()
+    good = at.text_area(key="rub-text").value
+    assert "Valid: helpfulness" in at.success[0].value
+    broken = good.replace("type: ordinal", "type: ordinall", 1)
+    at.text_area(key="rub-text").input(broken).run()
+    line = next(i for i, ln in enumerate(broken.splitlines(), 1) if "ordinall" in ln)
+    assert at.error and f"line {line}" in all_text(at)
+    at.text_area(key="rub-text").input(good.replace("temperature: 0", "temperature: 0.2", 1)).run()
+    next(b for b in at.button if b.label == "Save as a new version").click().run()
+    assert any("Saved helpfulness" in s.value for s in at.success)
+    with Session(sqlite_engine) as s:
+        assert len(s.exec(select(RubricVersion).where(RubricVersion.name == "helpfulness")).all()) == 2
+    assert "--- system ---" in all_text(at)  # the judge prompt preview
+
+
+def test_runs_page_says_how_to_configure_a_judge(sqlite_engine: Engine, seeded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("OWNBENCH_JUDGE_MODEL", raising=False)
+    at = page("runs")
+    assert "No judge is configured" in at.warning[0].value
+    assert "cand-secret-alpha" in all_text(at)  # the runs table
+
+
+def _wait_job(engine: Engine, job_id: int, statuses: tuple[str, ...], timeout: float = 90) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with Session(engine) as s:
+            job = s.get(Job, job_id)
+            if job is not None and job.status in statuses:
+                return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} did not reach {statuses}: {job}")
+
+
+def test_runs_page_starts_a_judge_run_in_the_background_and_cancels(sqlite_engine: Engine, seeded, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.loopback import LoopbackServer
+
+    with LoopbackServer(latency=0.4) as server:
+        at = page("runs")
+        form_text = {t.label: t for t in at.text_input}
+        form_text["Judge model (LiteLLM string)"].input("openai/loopback-judge")
+        form_text["API base (optional)"].input(server.base_url)
+        next(b for b in at.button if b.label == "Start judge run").click().run()
+        assert at.success and "Started job" in at.success[0].value
+        with Session(sqlite_engine) as s:
+            job = s.exec(select(Job)).one()
+        assert job.kind == "judge" and job.pid and "--judge" in job.args["argv"]
+        running = _wait_job(sqlite_engine, job.id, ("running", "failed", "done"))
+        assert running.status == "running", running.message
+        at.run()  # a reload of the page: the job is still listed, with its progress
+        cancel = next(b for b in at.button if b.label == "Cancel")
+        cancel.click().run()
+        done = _wait_job(sqlite_engine, job.id, ("cancelled", "done", "failed"))
+        assert done.status == "cancelled", (done.status, done.message)
+        assert server.request_count > 0
+    with Session(sqlite_engine) as s:
+        assert s.exec(select(JudgeRun).where(JudgeRun.judge_model == "openai/loopback-judge")).first() is not None
+
+
+def test_agreement_page_draws_golden_and_shows_rationale_only_here(sqlite_engine: Engine, seeded) -> None:  # type: ignore[no-untyped-def]
+    at = page("agreement")
+    text = all_text(at)
+    assert "Golden subset: 18 units drawn" in text
+    # simulated humans disagree with the simulated judge somewhere: the browser shows the judge's rationale
+    assert RATIONALE in text
+    with Session(sqlite_engine) as s:
+        before = len(s.exec(select(GoldenAssignment)).all())
+    at.text_input(key=None) if False else None
+    names = next(t for t in at.text_input if t.label == "Annotators (comma separated)")
+    names.input("dana, erin")
+    next(n for n in at.number_input if n.label == "Units to draw").set_value(4)
+    next(b for b in at.button if b.label == "Draw and assign").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    with Session(sqlite_engine) as s:
+        after = len(s.exec(select(GoldenAssignment)).all())
+    assert after == before + 8 or any("design" in e.value for e in at.error)
+
+
+def test_rankings_page_before_the_gate(sqlite_engine: Engine) -> None:
+    seed_project(sqlite_engine)  # no labels yet: the ranking must be withheld
+    at = page("rankings")
+    text = all_text(at)
+    assert ("withheld" in text.lower()) or ("analysis.reports" in text)
+    assert "cand-secret-alpha" not in text or "withheld" not in text.lower()
