@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+import instructor
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from judging.rubric import Criterion
@@ -62,7 +63,8 @@ def _build(criterion_json: str, pairwise: bool) -> type[BaseModel]:
         reasoning=(str, Field(..., description=rdesc)),
         verdict=(vtype, Field(..., description=vdesc)),
     )
-    return model
+    # Wrapped once here: Instructor would otherwise derive a new schema class (and its JSON schema) per call.
+    return instructor.openai_schema(model)
 
 
 def verdict_model(criterion: Criterion, *, pairwise: bool = False) -> type[BaseModel]:
