@@ -49,7 +49,9 @@ def percentile_interval(value: float, draws: np.ndarray, n: int, method: str) ->
 def resample_counts(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
     """(n_boot, n) multiplicities of a nonparametric bootstrap: each row is one resample of n units with
     replacement, as counts, so that any statistic linear in per-unit terms becomes one matrix product."""
-    dtype = np.int32 if n * n_boot < 2**31 else np.int64
+    dtype = np.uint16 if n <= 65535 else np.int64
     idx = rng.integers(0, n, size=(n_boot, n), dtype=dtype)
-    idx += (np.arange(n_boot, dtype=dtype) * n)[:, None]
-    return np.bincount(idx.ravel(), minlength=n_boot * n).reshape(n_boot, n)
+    out = np.empty((n_boot, n))
+    for r in range(n_boot):  # row by row: each count vector stays in cache
+        out[r] = np.bincount(idx[r], minlength=n)
+    return out
