@@ -126,6 +126,7 @@ def seed_project(
     golden_items: int = 6,
     annotators: tuple[str, ...] = ("alice", "bob"),
     simulated_labels: bool = False,
+    human_agreement: float = 0.85,
     seed: int = 7,
 ) -> Seeded:
     """One eval set version, three candidates with runs, a rubric, a simulated judge run, a golden subset.
@@ -206,7 +207,7 @@ def seed_project(
                 for who, aid in people.items():
                     for crit in ("correct", "helpful"):
                         jv = judge_verdicts[(unit.output_id, crit)]
-                        v = jv if rng.random() < 0.85 else ("fail" if jv == "pass" else "pass") if crit == "correct" \
+                        v = jv if rng.random() < human_agreement else ("fail" if jv == "pass" else "pass") if crit == "correct" \
                             else str(rng.choice([1, 2, 3]))
                         sc = (1.0 if v == "pass" else 0.0) if crit == "correct" else float(v)
                         s.add(Label(annotator_id=aid, rubric_version_id=rubric.id, criterion_id=crit,

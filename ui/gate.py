@@ -30,9 +30,10 @@ def ranking_status(url: str) -> list[str]:
             except Exception as exc:  # noqa: BLE001 - shown as words, the page must stay up
                 lines.append(f"{title}: the ranking could not be computed ({exc}).")
                 continue
-            withheld = list(getattr(report, "withheld", None) or [])
+            withheld = getattr(report, "withheld", None) or {}
             if withheld:
-                lines.append(f"{title}: rankings are withheld: " + "; ".join(map(str, withheld)) + ".")
+                reasons = "; ".join(f"{crit}: " + " ".join(map(str, why)) for crit, why in withheld.items())
+                lines.append(f"{title}: rankings are withheld. {reasons}")
             else:
                 lines.append(f"{title}: rankings are unlocked; see the **Rankings** page.")
     return lines or ["Label the golden subset on the **Label** page."]

@@ -38,97 +38,103 @@ def ranking(url: str, version_id: int, rubric_id: int) -> tuple[dict[str, Any], 
         return report.to_dict(), report.to_markdown()
 
 
+def _est(e: dict | None) -> str:
+    if not e or e.get("value") is None:
+        return "n/a"
+    return f"{e['value']:.3f} [{e['low']:.3f}, {e['high']:.3f}]"
+
+
+def show_criterion(c: dict[str, Any]) -> pd.DataFrame | None:
+    if c.get("note"):
+        st.info(c["note"])
+        return None
+    if c.get("withheld"):
+        st.warning("**Ranking withheld.** " + " ".join(str(w) for w in c["withheld"]), icon="🔒")
+        st.caption("A ranking is shown only once judge–human agreement and the number of golden labels pass the "
+                   "configured gate: label more on the **Label** page and watch the **Agreement** page.")
+        return None
+    rows = c.get("rows") or []
+    if not rows:
+        st.info("No candidate has outputs judged on this criterion.")
+        return None
+    if c.get("alpha_judge_vs_human") is not None:
+        st.caption(f"Judge–human Krippendorff's alpha: {c['alpha_judge_vs_human']:.3f}")
+    df = pd.DataFrame([{
+        "rank": r.get("rank_label"), "candidate": r["candidate"],
+        "estimate": (r.get("calibrated") or {}).get("value"), "low": (r.get("calibrated") or {}).get("low"),
+        "high": (r.get("calibrated") or {}).get("high"), "calibrated [95 % CI]": _est(r.get("calibrated")),
+        "n golden": r.get("golden"), "human only [95 % CI]": _est(r.get("human_only")),
+        "outputs": r.get("outputs"), "unscored": r.get("unscored"),
+        "$ / 1k items": r.get("cost_per_1k_usd"), "latency p50 ms": r.get("latency_p50_ms"),
+        "latency p95 ms": r.get("latency_p95_ms"), "Pareto": bool(r.get("pareto")),
+    } for r in rows])
+    st.dataframe(df.drop(columns=["estimate", "low", "high"]), hide_index=True, width="stretch")
+    order = df.sort_values("estimate", ascending=False)["candidate"].tolist()
+    base = alt.Chart(df).encode(y=alt.Y("candidate:N", sort=order, title=None))
+    forest = (base.mark_rule(strokeWidth=2).encode(x=alt.X("low:Q", title="calibrated estimate, 95 % interval"),
+                                                   x2="high:Q")
+              + base.mark_point(filled=True, size=90).encode(x="estimate:Q",
+                                                            tooltip=["candidate", "calibrated [95 % CI]", "n golden"]))
+    st.altair_chart(forest.properties(height=36 * len(df) + 40, title="Calibrated estimates"), width="stretch")
+    if df["$ / 1k items"].notna().any():
+        pts = alt.Chart(df).mark_circle(size=140).encode(
+            x=alt.X("$ / 1k items:Q", title="cost, $ per 1,000 items"), y=alt.Y("estimate:Q", title="calibrated estimate"),
+            color=alt.Color("Pareto:N", title="Pareto front"), tooltip=["candidate", "calibrated [95 % CI]", "$ / 1k items"])
+        names = alt.Chart(df).mark_text(dx=9, align="left").encode(x="$ / 1k items:Q", y="estimate:Q", text="candidate:N")
+        st.altair_chart((pts + names).properties(title="Quality against cost"), width="stretch")
+    else:
+        st.caption("No cost is known for these runs (imported answers carry none): no quality–cost chart.")
+    pairs = c.get("pairs") or []
+    if pairs:
+        st.markdown("**Pairwise differences** (paired bootstrap over items, Holm-adjusted)")
+        pdf = pd.DataFrame([{"a": p["a"], "b": p["b"], "difference": (p.get("difference") or {}).get("value"),
+                             "p (Holm)": p.get("p_holm")} for p in pairs])
+        both = pd.concat([pdf, pdf.rename(columns={"a": "b", "b": "a"}).assign(difference=-pdf["difference"])])
+        heat = alt.Chart(both).mark_rect().encode(
+            x=alt.X("b:N", sort=order, title=None), y=alt.Y("a:N", sort=order, title=None),
+            color=alt.condition("datum['p (Holm)'] < 0.05", alt.Color("difference:Q", scale=alt.Scale(scheme="redblue")),
+                                alt.value("#eeeeee")),
+            tooltip=["a", "b", "difference", "p (Holm)"])
+        st.altair_chart(heat.properties(title="a − b where significant (Holm p < 0.05); grey: not significant",
+                                        width=60 * len(order), height=40 * len(order)))
+    for w in c.get("warnings") or []:
+        st.caption(f"note: {w}")
+    return df
+
+
 try:
     data, markdown = ranking(url, version_id, rubric_id)
 except InputError as exc:
     common.show_input_error(exc)
     st.stop()
 
-withheld = list(data.get("withheld") or [])
-if withheld:
-    st.warning("**Ranking withheld.** " + " ".join(str(w) for w in withheld), icon="🔒")
-    st.caption("A ranking is shown only once judge–human agreement and the number of golden labels pass the "
-               "configured gate: label more on the **Label** page and watch the **Agreement** page.")
-    st.stop()
+criteria = data.get("criteria") or []
+tables: dict[str, pd.DataFrame] = {}
+for tab, c in zip(st.tabs([str(c["criterion"]) for c in criteria]), criteria):
+    with tab:
+        df = show_criterion(c)
+        if df is not None:
+            tables[str(c["criterion"])] = df
 
-rows = report_view.records(data.get("rows")) or []
-if not rows:
-    st.info("The ranking has no rows.")
-    st.stop()
-df = pd.DataFrame([report_view.flat(r) for r in rows])
-
-
-def _col(*names: str) -> str | None:
-    for n in names:
-        if n in df.columns:
-            return n
-    for n in names:
-        hit = next((c for c in df.columns if c.endswith(n) or c.startswith(n)), None)
-        if hit:
-            return hit
-    return None
-
-
-name_c = _col("candidate", "name")
-est_c = _col("estimate", "calibrated", "mean")
-lo_c, hi_c = _col("ci_low", "low", "lower"), _col("ci_high", "high", "upper")
-if lo_c is None and "ci" in df.columns:
-    ci = [r.get("ci") for r in rows]
-    df["ci_low"] = [c[0] if c else None for c in ci]
-    df["ci_high"] = [c[1] if c else None for c in ci]
-    lo_c, hi_c = "ci_low", "ci_high"
-cost_c = _col("cost_per_item_usd", "cost_usd", "cost")
-lat_c = _col("latency_p50_ms", "latency_ms", "latency")
-
-st.subheader("Calibrated estimates with 95 % intervals")
-st.dataframe(df, hide_index=True, width="stretch")
-if name_c and est_c and lo_c and hi_c:
-    order = df.sort_values(est_c, ascending=False)[name_c].tolist()
-    base = alt.Chart(df).encode(y=alt.Y(f"{name_c}:N", sort=order, title=None))
-    forest = (base.mark_rule().encode(x=alt.X(f"{lo_c}:Q", title="calibrated estimate (95 % interval)"), x2=f"{hi_c}:Q")
-              + base.mark_point(filled=True, size=80).encode(x=f"{est_c}:Q", tooltip=list(df.columns)))
-    st.altair_chart(forest.properties(height=40 * len(df) + 40), width="stretch")
-if name_c and est_c and cost_c:
-    st.subheader("Quality against cost")
-    best = df.sort_values([cost_c, est_c], ascending=[True, False])
-    frontier, top = [], float("-inf")
-    for _, r in best.iterrows():
-        if r[est_c] > top:
-            frontier.append(r[name_c])
-            top = r[est_c]
-    df["Pareto frontier"] = df[name_c].isin(frontier)
-    chart = alt.Chart(df).mark_circle(size=120).encode(
-        x=alt.X(f"{cost_c}:Q", title="cost"), y=alt.Y(f"{est_c}:Q", title="calibrated estimate"),
-        color="Pareto frontier:N", tooltip=list(df.columns))
-    labels = alt.Chart(df).mark_text(dx=8, align="left").encode(x=f"{cost_c}:Q", y=f"{est_c}:Q", text=f"{name_c}:N")
-    st.altair_chart(chart + labels, width="stretch")
-
-sig = data.get("pairwise") or data.get("significance")
-if sig:
-    st.subheader("Pairwise significance (paired, Holm-adjusted)")
-    table = report_view.records(sig)
-    if table:
-        st.dataframe(pd.DataFrame([report_view.flat(r) for r in table]), hide_index=True, width="stretch")
-    else:
-        st.json(sig)
-
-compare = common.optional("analysis.reports", "compare_report")
-if compare is not None and name_c:
+if tables:
     st.subheader("Compare: baseline vs candidate")
-    names = df[name_c].tolist()
+    names = sorted({n for df in tables.values() for n in df["candidate"]})
     c1, c2 = st.columns(2)
     base_name = c1.selectbox("Baseline", names, key="cmp-base")
     cand_name = c2.selectbox("Candidate", [n for n in names if n != base_name] or names, key="cmp-cand")
-    if st.button("Compare"):
+    if st.button("Compare") and base_name != cand_name:
         try:
             with Session(eng) as s:
-                cmp = compare.compare_report(s, version_id, rubric_id, base_name, cand_name)
-            report_view.show_tables(cmp.to_dict())
-            st.code(cmp.to_markdown(), language="markdown")
-        except (InputError, TypeError) as exc:
-            st.error(str(exc))
+                cmp = reports.compare_report(s, version_id, rubric_id, base_name, cand_name)
+            cmp_md = cmp.to_markdown()
+            (st.error if cmp.regressed else st.success)(
+                "Significant regression" if cmp.regressed else "No significant regression")
+            st.markdown(cmp_md.split("\n", 2)[-1])
+        except InputError as exc:
+            common.show_input_error(exc)
 
-st.subheader("Export")
-e1, e2 = st.columns(2)
-e1.download_button("CSV", df.to_csv(index=False), file_name="ranking.csv", mime="text/csv")
-e2.download_button("Markdown", markdown, file_name="ranking.md", mime="text/markdown")
+    st.subheader("Export")
+    e1, e2 = st.columns(2)
+    csv = pd.concat([df.assign(criterion=k) for k, df in tables.items()]).to_csv(index=False)
+    e1.download_button("CSV", csv, file_name="ranking.csv", mime="text/csv")
+    e2.download_button("Markdown", markdown, file_name="ranking.md", mime="text/markdown")
