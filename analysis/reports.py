@@ -289,6 +289,7 @@ class RankingReport:
     header: dict[str, Any]
     criteria: list[dict[str, Any]] = field(default_factory=list)
     force: bool = False
+    pairwise: dict[str, Any] | None = None  # Bradley–Terry from a pairwise judge run, when there is one
 
     @property
     def withheld(self) -> dict[str, list[str]]:
@@ -296,7 +297,7 @@ class RankingReport:
 
     def to_dict(self) -> dict[str, Any]:
         return _clean({"header": self.header, "force": self.force, "withheld": self.withheld,
-                       "criteria": self.criteria})
+                       "criteria": self.criteria, "pairwise": self.pairwise})
 
     def to_markdown(self) -> str:
         h = self.header
@@ -349,7 +350,62 @@ class RankingReport:
                     out.append("")
             for w in c.get("warnings") or []:
                 out.append(f"- note: {w}")
+        out += _pairwise_markdown(self.pairwise)
         return "\n".join(out).rstrip() + "\n"
+
+
+def _pairwise_markdown(section: dict[str, Any] | None) -> list[str]:
+    if not section:
+        return []
+    out = ["", f"## Pairwise: Bradley–Terry strengths (judge run {section['judge_run']}, `{section['judge_model']}`)", "",
+           "Log-strengths (0 = average), 95 % bootstrap intervals over battles; ties count half a win. Corrected "
+           "strengths use the golden human pairwise labels (prediction-powered, Chatzi et al. 2024).", ""]
+    for c in section["criteria"]:
+        out += [f"### {c['criterion']}: {c['battles']} battles, {c['unscored']} unscored, {c['golden']} golden", ""]
+        if c.get("note"):
+            out += [c["note"], ""]
+            continue
+        if c.get("withheld"):
+            out.append(f"- **Corrected strengths withheld**: {c['withheld']}")
+        if c.get("judge_hidden"):
+            out.append(f"- **Judge-only strengths hidden**: {c['judge_hidden']}")
+        out.append("")
+        if c.get("calibrated"):
+            out += ["| rank | candidate | corrected strength [95 % CI] |", "|---|---|---|"]
+            for r in c["calibrated"]:
+                lo, hi = r["rank"]
+                out.append(f"| {lo if lo == hi else f'{lo}–{hi}'} | {r['candidate']} | {_est(r['strength'])} |")
+            out.append("")
+        if c.get("judge_only"):
+            mark = f" ({UNCALIBRATED})" if any(r.get("marked") for r in c["judge_only"]) else ""
+            out += [f"| candidate | judge-only strength [95 % CI]{mark} |", "|---|---|"]
+            for r in sorted(c["judge_only"], key=lambda r: -r["strength"].value):
+                out.append(f"| {r['candidate']} | {_est(r['strength'])}{mark} |")
+            out.append("")
+        pb = c.get("position_bias") or {}
+        if pb.get("first_position_share"):
+            e = pb["first_position_share"]
+            out.append(f"- position bias: first-shown output's score share {_est(e)} (0.5 = none; n={e.n}, "
+                       f"binomial p = {_f(pb.get('p_value'), 4)})")
+        if pb.get("swap_inconsistency"):
+            e = pb["swap_inconsistency"]
+            out.append(f"- swap inconsistency: {_est(e)} of pairs change verdict when the order is swapped (n={e.n})")
+        out.append("")
+    return out
+
+
+def _pairwise_only(session: Session, version_id: int, rubric_version_id: int, pairwise: dict[str, Any] | None,
+                   force: bool) -> RankingReport:
+    from evalsets.freeze import version_label
+    from storage.models import EvalSetVersion, RubricVersion
+
+    version = session.get(EvalSetVersion, version_id)
+    rubric = session.get(RubricVersion, rubric_version_id)
+    header = {"set": version_label(session, version) if version else str(version_id),
+              "version_hash": version.content_hash if version else None, "rubric": rubric.name if rubric else "?",
+              "rubric_hash": rubric.content_hash if rubric else "?", "judge_run": (pairwise or {}).get("judge_run"),
+              "judge_model": (pairwise or {}).get("judge_model")}
+    return RankingReport(header, [], force=force, pairwise=pairwise)
 
 
 def ranking_report(
@@ -359,8 +415,18 @@ def ranking_report(
     """Candidates ranked per criterion by calibrated estimate, gated (see `stats.gate`)."""
     from stats.ranking import pareto_front, rank_by_influence, rank_ranges
 
-    study = load_study(session, version_id, rubric_version_id, judge_run_id)
-    report = RankingReport(_header(session, study), force=force)
+    from analysis.pairwise import latest_pairwise_run, pairwise_section
+    from storage.errors import InputError
+
+    pairwise = pairwise_section(session, version_id, rubric_version_id, n_boot=min(n_boot, 2000), seed=seed,
+                                min_labels=gate.min_labels, min_alpha=gate.min_alpha, force=force)
+    try:
+        study = load_study(session, version_id, rubric_version_id, judge_run_id)
+    except InputError:
+        if judge_run_id is not None or latest_pairwise_run(session, version_id, rubric_version_id) is None:
+            raise
+        return _pairwise_only(session, version_id, rubric_version_id, pairwise, force)
+    report = RankingReport(_header(session, study), force=force, pairwise=pairwise)
     numeric = [c for c, cd in study.criteria.items() if cd.criterion.get("type") in ("binary", "ordinal")]
     decision, alpha = _gate(study, numeric, gate)
     for cid, cd in study.criteria.items():

@@ -1,0 +1,87 @@
+"""Pairwise judge runs: Bradley–Terry strengths corrected by golden human pairwise labels, and position bias.
+Judge verdicts and human labels are SIMULATED: a judge that favours whichever output is shown first."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from sqlmodel import select
+
+from analysis.reports import ranking_report
+from storage.db import session_scope
+from storage.models import Annotator, GoldenAssignment, GoldenUnit, JudgeRun, Judgment, Label, Output, Run
+from tests.test_analysis_reports import seed_study
+
+
+def _seed_pairwise(engine, golden_per_pair=20, seed=0):
+    strengths = {"baseline": 1.0, "other": 0.2, "newer": -0.8}
+    (vid, rid, _), _ = seed_study(engine, items=60, rates={k: 0.5 for k in strengths})
+    rng = np.random.default_rng(seed)
+    with session_scope(engine) as s:
+        jr = JudgeRun(version_id=vid, rubric_version_id=rid, judge_model="openai/gpt-4o-mini", mode="pairwise", status="done")
+        ann = Annotator(name="pat")
+        s.add_all([jr, ann])
+        s.flush()
+        outs = {}
+        for run in s.exec(select(Run)):
+            from storage.models import Candidate
+            name = s.get(Candidate, run.candidate_id).name
+            outs[name] = {o.item_id: o for o in s.exec(select(Output).where(Output.run_id == run.id))}
+        for x, y in itertools.combinations(sorted(strengths), 2):
+            items = sorted(outs[x])
+            golden = set(rng.choice(len(items), golden_per_pair, replace=False).tolist())
+            for n, item_id in enumerate(items):
+                a, b = outs[x][item_id], outs[y][item_id]
+                p_a = 1 / (1 + np.exp(strengths[y] - strengths[x]))
+                truth = 1.0 if rng.random() < p_a else 0.0
+                # the judge says "first shown wins" 60 % of the time, otherwise the truth
+                def said(first_is_a):
+                    if rng.random() < 0.6:
+                        return "1"
+                    return "1" if (truth == 1.0) == first_is_a else "2"
+                ab, ba = said(True), said(False)
+                va = "A" if ab == "1" else "B"
+                vb = "B" if ba == "1" else "A"
+                verdict = va if va == vb else "tie"
+                score = {"A": 1.0, "B": 0.0, "tie": 0.5}[verdict]
+                s.add(Judgment(judge_run_id=jr.id, criterion_id="correct", item_id=item_id, output_id=a.id,
+                               output_b_id=b.id, verdict=verdict, score=score, version_hash="v", rubric_hash="r",
+                               judge_model=jr.judge_model,
+                               details={"orders": [{"first": "A", "status": "scored", "position_verdict": ab},
+                                                   {"first": "B", "status": "scored", "position_verdict": ba}],
+                                        "disagreement": va != vb}))
+                if n in golden:
+                    g = GoldenUnit(version_id=vid, rubric_version_id=rid, mode="pairwise", item_id=item_id,
+                                   output_id=a.id, output_b_id=b.id, inclusion_prob=golden_per_pair / len(items))
+                    s.add(g)
+                    s.flush()
+                    s.add(GoldenAssignment(golden_unit_id=g.id, annotator_id=ann.id))
+                    s.add(Label(annotator_id=ann.id, rubric_version_id=rid, criterion_id="correct", item_id=item_id,
+                                output_id=a.id, output_b_id=b.id, golden_unit_id=g.id,
+                                verdict="A" if truth else "B", score=truth))
+    return vid, rid
+
+
+def test_pairwise_strengths_are_corrected_and_position_bias_measured(sqlite_engine):
+    vid, rid = _seed_pairwise(sqlite_engine)
+    with session_scope(sqlite_engine) as s:
+        rep = ranking_report(s, vid, rid, n_boot=500)
+        forced = ranking_report(s, vid, rid, n_boot=500, force=True)
+    pw = rep.to_dict()["pairwise"]
+    c = next(c for c in pw["criteria"] if c["criterion"] == "correct")
+    assert c["battles"] == 180 and c["golden"] == 60
+    assert [r["candidate"] for r in c["calibrated"]] == ["baseline", "other", "newer"]
+    assert "judge_hidden" in c and "judge_only" not in c  # a position-biased judge does not stand in
+    pb = c["position_bias"]
+    assert pb["first_position_share"]["low"] > 0.6 and pb["swap_inconsistency"]["value"] > 0.3
+    fc = next(c for c in forced.to_dict()["pairwise"]["criteria"] if c["criterion"] == "correct")
+    assert fc["judge_only"] and "uncalibrated" in forced.to_markdown()
+    assert "Bradley–Terry" in rep.to_markdown() and "swap inconsistency" in rep.to_markdown()
+
+
+def test_pairwise_correction_is_withheld_with_few_labels(sqlite_engine):
+    vid, rid = _seed_pairwise(sqlite_engine, golden_per_pair=5)
+    with session_scope(sqlite_engine) as s:
+        rep = ranking_report(s, vid, rid, n_boot=300)
+    c = next(c for c in rep.to_dict()["pairwise"]["criteria"] if c["criterion"] == "correct")
+    assert "calibrated" not in c and "at least 30" in c["withheld"]
