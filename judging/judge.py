@@ -13,6 +13,7 @@ import logging
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import instructor
@@ -30,9 +31,12 @@ logging.getLogger("instructor").addHandler(logging.NullHandler())
 logging.getLogger("instructor").propagate = False
 
 STRUCTURED_MODES = {
-    "tools": instructor.Mode.TOOLS,
-    "json": instructor.Mode.JSON,
-    "json_schema": instructor.Mode.JSON_SCHEMA,
+    "tools": instructor.Mode.TOOLS,  # function calling (OpenAI, most hosted providers)
+    "json": instructor.Mode.JSON,  # response_format json_object, schema in the prompt
+    "json_schema": instructor.Mode.JSON_SCHEMA,  # response_format json_schema (OpenAI structured outputs)
+    # json_object with the schema attached: llama.cpp's servers (llama-cpp-python, llama-server) turn it into a
+    # grammar, so a small local model cannot produce anything but a well-formed verdict.
+    "json_object_schema": instructor.Mode.JSON,
 }
 # Phrases a judge uses when it declines to judge; only consulted when no attempt produced any structure.
 _DECLINES = ("i'm sorry", "i am sorry", "i cannot", "i can't", "i can not", "i won't", "i will not",
@@ -40,6 +44,8 @@ _DECLINES = ("i'm sorry", "i am sorry", "i cannot", "i can't", "i can not", "i w
 
 # The calls made for the judgment being computed in this task (every attempt, including re-asks).
 _LEDGER: ContextVar[list[CallResult] | None] = ContextVar("judge_ledger", default=None)
+# The JSON schema of the response model being asked for (attached to response_format in json_object_schema mode).
+_SCHEMA: ContextVar[dict[str, Any] | None] = ContextVar("judge_schema", default=None)
 
 
 class JudgeCallError(Exception):
@@ -154,6 +160,11 @@ def unscored_reason(exc: BaseException, max_retries: int) -> tuple[str, dict[str
     return f"judge error: {type(exc).__name__}: {_short(str(exc), 200)}", details
 
 
+@lru_cache(maxsize=256)
+def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
 class Judge:
     """Ask one judge model for verdicts, through the gateway, with Instructor's validation and re-asks."""
 
@@ -182,6 +193,9 @@ class Judge:
         """Instructor's transport: one gateway call, recorded in the ledger; raises on failure or refusal."""
         messages = kwargs.pop("messages")
         kwargs.pop("model", None)
+        schema = _SCHEMA.get()
+        if schema is not None and (kwargs.get("response_format") or {}).get("type") == "json_object":
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
         result = await self.gateway.complete(self.cfg, messages, **kwargs)
         ledger = _LEDGER.get()
         if ledger is not None:
@@ -199,6 +213,7 @@ class Judge:
     async def _ask(self, messages: list[dict[str, Any]], model: type[BaseModel]) -> tuple[BaseModel | None, list[CallResult], BaseException | None]:
         calls: list[CallResult] = []
         token = _LEDGER.set(calls)
+        schema_token = _SCHEMA.set(_schema_of(model) if self.structured == "json_object_schema" else None)
         try:
             parsed = await self._create(response_model=model, messages=messages, max_retries=self.max_retries,
                                         strict=False)
@@ -209,6 +224,7 @@ class Judge:
             return None, calls, exc
         finally:
             _LEDGER.reset(token)
+            _SCHEMA.reset(schema_token)
 
     async def judge(
         self,

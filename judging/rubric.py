@@ -101,7 +101,7 @@ class JudgeDefaults(_Strict):
     model: str | None = None
     temperature: float = Field(default=0.0, ge=0, le=2)
     mode: Literal["pointwise", "pairwise"] = "pointwise"
-    structured_output: Literal["tools", "json", "json_schema"] = "tools"
+    structured_output: Literal["tools", "json", "json_schema", "json_object_schema"] = "tools"
 
 
 class Rubric(_Strict):

@@ -49,7 +49,7 @@ def judge_cmd(
     candidates: Optional[str] = typer.Option(None, "--candidates", help="Comma-separated candidate names (default: all with a run)."),
     mode: Optional[str] = typer.Option(None, "--mode", help="pointwise or pairwise (default: the rubric's judge.mode)."),
     criteria: Optional[str] = typer.Option(None, "--criteria", help="Comma-separated criterion ids (default: all)."),
-    structured: Optional[str] = typer.Option(None, "--structured", help="tools, json or json_schema (default: the rubric's)."),
+    structured: Optional[str] = typer.Option(None, "--structured", help="tools, json, json_schema or json_object_schema (llama.cpp) (default: the rubric's)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Judge only the first N items of the version."),
     concurrency: int = typer.Option(8, "--concurrency", min=1, max=1000, help="Judge calls in flight."),
     max_retries: int = typer.Option(2, "--max-retries", min=0, max=10, help="Re-asks after an invalid verdict."),
