@@ -11,7 +11,7 @@ import hashlib
 import re
 import unicodedata
 import zlib
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

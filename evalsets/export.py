@@ -7,8 +7,9 @@ import csv
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sqlmodel import Session
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from sqlmodel import Session, select
 

@@ -10,8 +10,8 @@ Everything random is seeded: the same pool, N, quotas and seed give the same sam
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 

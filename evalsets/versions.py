@@ -2,7 +2,8 @@
 replacing items freezes a new version whose parent is the edited one, with the diff stored on it."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sqlmodel import Session
 

@@ -16,7 +16,7 @@ ARENA_SET = "arena-prompts"
 ARENA_SAMPLE = 250
 
 
-def arena_options() -> "IngestOptions":
+def arena_options() -> IngestOptions:
     from evalsets.ingest import IngestOptions
     from evalsets.readers import FieldMapping
 
@@ -30,7 +30,7 @@ def arena_options() -> "IngestOptions":
     )
 
 
-def freeze_arena_prompts(session: "Session", progress: "Progress | None" = None) -> "EvalSetVersion":
+def freeze_arena_prompts(session: Session, progress: Progress | None = None) -> EvalSetVersion:
     """Ingest the shipped arena prompts and freeze 250 of them; running it again returns the same version."""
     from evalsets.ingest import ingest
 

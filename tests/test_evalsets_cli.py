@@ -6,11 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from conftest import FIXTURES
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
-from conftest import FIXTURES
 from ownbench.cli import app
 
 ARENA = FIXTURES / "logs" / "arena_39.jsonl"
@@ -71,7 +70,7 @@ def test_ingest_json_then_list_show_export(tmp_path: Path) -> None:
 
 
 def test_edit_commands_and_diff(tmp_path: Path) -> None:
-    data = ingest_arena()
+    ingest_arena()
     keys = [i["key"] for i in json.loads(run("sets", "show", "arena@1", "--json").stdout)["item_list"]]
     extra = tmp_path / "extra.jsonl"
     extra.write_text(json.dumps({"id": "new-1", "messages": [{"role": "user", "content": "Summarise this ticket."}]}) + "\n")

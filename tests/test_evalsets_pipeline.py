@@ -6,10 +6,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES, SHARED_DATA
 from sqlalchemy import text
 from sqlmodel import select
 
-from conftest import FIXTURES, SHARED_DATA
 from evalsets.dedupe import ExactDeduper, near_duplicates
 from evalsets.freeze import ItemDraft, items_of, resolve_version, verify
 from evalsets.ingest import IngestOptions, ingest
@@ -183,9 +183,8 @@ def bad_file(tmp_path: Path, n_bad: int) -> Path:
 
 def test_failed_ingest_leaves_no_version_and_no_rows(engine, tmp_path: Path) -> None:
     path = bad_file(tmp_path, 25)
-    with pytest.raises(InputError) as exc:
-        with session_scope(engine) as s:
-            ingest(s, [path], "arena", arena_options(sample=5))
+    with pytest.raises(InputError) as exc, session_scope(engine) as s:
+        ingest(s, [path], "arena", arena_options(sample=5))
     msg = exc.value.message
     assert f"{path}:11: truncated JSON" in msg and f"{path}:30:" in msg and f"{path}:31:" not in msg
     assert "reading stopped" in msg and "--on-error skip" in msg
@@ -194,9 +193,8 @@ def test_failed_ingest_leaves_no_version_and_no_rows(engine, tmp_path: Path) -> 
         if stage == "freezing" and done:
             raise RuntimeError("power cut")
 
-    with pytest.raises(RuntimeError):
-        with session_scope(engine) as s:
-            ingest(s, [ARENA], "arena", arena_options(), progress=crash_after_flush)
+    with pytest.raises(RuntimeError), session_scope(engine) as s:
+        ingest(s, [ARENA], "arena", arena_options(), progress=crash_after_flush)
     with session_scope(engine) as s:
         assert s.exec(select(EvalSet)).all() == [] and s.exec(select(EvalSetVersion)).all() == []
         assert s.exec(select(Item)).all() == []

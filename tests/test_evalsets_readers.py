@@ -7,9 +7,8 @@ import gzip
 import json
 from pathlib import Path
 
-import pytest
-
 from conftest import FIXTURES
+
 from evalsets.readers import FieldMapping, LogRecord, ReadContext, ReadError, detect_format, reader_for
 
 LOGS = FIXTURES / "logs"

@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from evalsets.readers.base import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -26,8 +26,16 @@ from storage.errors import InputError
 
 FORMATS = ("openai", "jsonl", "csv", "parquet", "langfuse", "langsmith")
 
-__all__ = ["FORMATS", "FieldMapping", "LogRecord", "ReadContext", "ReadError", "detect_format", "reader_for",
-           "DEFAULT_MAX_RECORD_BYTES"]
+__all__ = [
+    "DEFAULT_MAX_RECORD_BYTES",
+    "FORMATS",
+    "FieldMapping",
+    "LogRecord",
+    "ReadContext",
+    "ReadError",
+    "detect_format",
+    "reader_for",
+]
 
 
 def reader_for(fmt: str) -> Callable[[ReadContext], Iterator[LogRecord | ReadError]]:

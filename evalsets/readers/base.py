@@ -11,9 +11,10 @@ import gzip
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 DEFAULT_MAX_RECORD_BYTES = 4 * 1024 * 1024  # about a million tokens: larger is a broken log, not a prompt
 BOM = b"\xef\xbb\xbf"
@@ -80,7 +81,7 @@ def open_binary(path: str | Path) -> BinaryIO:
 def base_name(path: str | Path) -> str:
     """The file name without a trailing `.gz`, for telling formats apart by extension."""
     name = Path(path).name.lower()
-    return name[:-3] if name.endswith(".gz") else name
+    return name.removesuffix(".gz")
 
 
 def iter_lines(ctx: ReadContext, fh: BinaryIO | None = None) -> Iterator[tuple[int, str | None, str | None]]:

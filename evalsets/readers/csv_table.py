@@ -3,7 +3,7 @@ so a quoted field spanning lines still points at the line where its record start
 from __future__ import annotations
 
 import csv
-from typing import Iterator
+from collections.abc import Iterator
 
 from evalsets.readers.base import LogRecord, ReadContext, ReadError, RecordError, base_name, iter_lines
 from evalsets.readers.mapping import PROMPT_FIELD_GUESSES, guess_field, mapped_record

@@ -1,7 +1,7 @@
 """Generic JSONL (or a JSON list) with a field mapping: `--prompt-field`, `--id-field`, `--metadata-fields`."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from evalsets.readers.base import LogRecord, ReadContext, ReadError, RecordError, iter_json_records
 from evalsets.readers.mapping import PROMPT_FIELD_GUESSES, guess_field, mapped_record

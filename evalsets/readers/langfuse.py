@@ -6,9 +6,17 @@ contributes its own `input`. Spans, events and other observation types are count
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-from evalsets.readers.base import LogRecord, ReadContext, ReadError, RecordError, describe_type, iter_json_records
+from evalsets.readers.base import (
+    LogRecord,
+    ReadContext,
+    ReadError,
+    RecordError,
+    describe_type,
+    iter_json_records,
+)
 from evalsets.readers.mapping import MISSING, get_path, meta_of, reference_of
 from evalsets.readers.messages import normalise_messages, prompt_of, user_turns
 

@@ -6,9 +6,17 @@ unless `--prompt-field` names where their prompt is (e.g. `inputs.question`).
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-from evalsets.readers.base import LogRecord, ReadContext, ReadError, RecordError, describe_type, iter_json_records
+from evalsets.readers.base import (
+    LogRecord,
+    ReadContext,
+    ReadError,
+    RecordError,
+    describe_type,
+    iter_json_records,
+)
 from evalsets.readers.langfuse import input_messages
 from evalsets.readers.mapping import MISSING, get_path, meta_of, reference_of
 from evalsets.readers.messages import normalise_messages, prompt_of

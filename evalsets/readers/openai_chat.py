@@ -3,9 +3,16 @@
 ShareGPT's `{"conversations": [{"from", "value"}]}`. Content may be a string or an array of content parts."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
-from evalsets.readers.base import LogRecord, ReadContext, ReadError, RecordError, describe_type, iter_json_records
+from evalsets.readers.base import (
+    LogRecord,
+    ReadContext,
+    ReadError,
+    RecordError,
+    describe_type,
+    iter_json_records,
+)
 from evalsets.readers.mapping import MISSING, get_path, key_of, meta_of, reference_of
 from evalsets.readers.messages import normalise_messages, prompt_of
 

@@ -2,7 +2,7 @@
 1-based row: `file.parquet:ROW: reason`."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from evalsets.readers.base import LogRecord, ReadContext, ReadError, RecordError
 from evalsets.readers.mapping import PROMPT_FIELD_GUESSES, guess_field, mapped_record

@@ -3,7 +3,7 @@ edits and exports. Heavy modules (sqlmodel, scikit-learn, pyarrow) are imported 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -24,8 +24,8 @@ def register(app: typer.Typer) -> None:
 
 # --- shared options ---------------------------------------------------------------------------------------------
 
-def _options(fmt: str, prompt_field: Optional[str], id_field: Optional[str], metadata_fields: Optional[str],
-             reference_field: Optional[str], on_error: str, redact: bool, **extra: Any) -> "IngestOptions":
+def _options(fmt: str, prompt_field: str | None, id_field: str | None, metadata_fields: str | None,
+             reference_field: str | None, on_error: str, redact: bool, **extra: Any) -> IngestOptions:
     from evalsets.ingest import IngestOptions
     from evalsets.readers import FORMATS, FieldMapping
     from storage.errors import InputError
@@ -63,8 +63,15 @@ class _Progress:
               "freezing": "Freezing"}
 
     def __init__(self) -> None:
-        from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, SpinnerColumn,
-                                   TextColumn, TimeElapsedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         from ownbench.cli.common import err_console
 
@@ -74,14 +81,14 @@ class _Progress:
         self._download, self._count = DownloadColumn(), MofNCompleteColumn()
         self.tasks: dict[str, Any] = {}
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)
 
-    def __call__(self, stage: str, done: int, total: Optional[int]) -> None:
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
         if stage not in self.tasks:
             for other in self.tasks.values():  # a new stage means the previous ones are finished
                 t = self.progress.tasks[other]
@@ -100,10 +107,10 @@ def ingest_cmd(
     files: list[Path] = typer.Argument(..., help="Log files (.gz is read transparently).", show_default=False),
     name: str = typer.Option(..., "--name", "-n", help="Eval set name; a new version is frozen in it."),
     fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
-    prompt_field: Optional[str] = typer.Option(None, help="Field with the prompt: text, a list of user turns, or messages. Dotted paths work (input.question)."),
-    id_field: Optional[str] = typer.Option(None, help="Field with the record's id (becomes the item key)."),
-    metadata_fields: Optional[str] = typer.Option(None, help="Comma-separated fields kept as item metadata."),
-    reference_field: Optional[str] = typer.Option(None, help="Field with a reference answer."),
+    prompt_field: str | None = typer.Option(None, help="Field with the prompt: text, a list of user turns, or messages. Dotted paths work (input.question)."),
+    id_field: str | None = typer.Option(None, help="Field with the record's id (becomes the item key)."),
+    metadata_fields: str | None = typer.Option(None, help="Comma-separated fields kept as item metadata."),
+    reference_field: str | None = typer.Option(None, help="Field with a reference answer."),
     on_error: str = typer.Option("fail", help="fail: stop and list the first 20 malformed records; skip: leave them out and count them."),
     redact: bool = typer.Option(False, "--redact", help="Replace e-mails, phones, card numbers, IPs and API keys with placeholders before storing."),
     near_dup_threshold: float = typer.Option(0.8, help="Near-duplicate threshold (estimated Jaccard on word 3-grams); 1 turns it off."),
@@ -111,13 +118,12 @@ def ingest_cmd(
     seed: int = typer.Option(0, help="Random seed: the same inputs and seed give the same version."),
     quota: list[str] = typer.Option([], help="Edge-case quota KIND=N (longest, shortest, non-english, multi-turn), repeatable; 'none' turns them off."),
     pool_cap: int = typer.Option(20_000, help="Most distinct records kept for dedupe and clustering; more are reservoir-sampled."),
-    description: Optional[str] = typer.Option(None, help="Description of a new eval set."),
+    description: str | None = typer.Option(None, help="Description of a new eval set."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Turn production logs into a frozen, representative eval set version."""
     from evalsets.freeze import version_label
     from evalsets.ingest import ingest
-
     from ownbench.cli.common import console, print_json, session
 
     options = _options(fmt, prompt_field, id_field, metadata_fields, reference_field, on_error, redact,
@@ -182,9 +188,8 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> N
     from rich.table import Table
     from sqlmodel import select
 
-    from storage.models import EvalSet, EvalSetVersion
-
     from ownbench.cli.common import console, print_json, session
+    from storage.models import EvalSet, EvalSetVersion
 
     with session() as s:
         rows = s.exec(select(EvalSet, EvalSetVersion).join(EvalSetVersion)
@@ -220,9 +225,8 @@ def show_cmd(
     from evalsets.freeze import items_of, resolve_version, version_label
     from evalsets.readers.messages import count_user_turns
     from evalsets.versions import prompt_preview
-    from storage.models import EvalSetVersion
-
     from ownbench.cli.common import console, print_json, session
+    from storage.models import EvalSetVersion
 
     with session() as s:
         v = resolve_version(s, ref)
@@ -254,16 +258,15 @@ def show_cmd(
 @sets_app.command("diff")
 def diff_cmd(
     a: str = typer.Argument(..., help="The older version (NAME@N)."),
-    b: Optional[str] = typer.Argument(None, help="The newer version; default: A compared with its parent."),
+    b: str | None = typer.Argument(None, help="The newer version; default: A compared with its parent."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Items added, removed and replaced between two versions."""
     from evalsets.freeze import resolve_version
     from evalsets.versions import diff_versions
+    from ownbench.cli.common import console, print_json, session
     from storage.errors import InputError
     from storage.models import EvalSetVersion
-
-    from ownbench.cli.common import console, print_json, session
 
     with session() as s:
         va = resolve_version(s, a)
@@ -291,16 +294,15 @@ def diff_cmd(
 
 @sets_app.command("verify")
 def verify_cmd(
-    ref: Optional[str] = typer.Argument(None, help="A version; default: every version of every set."),
+    ref: str | None = typer.Argument(None, help="A version; default: every version of every set."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Recompute every item and version hash from stored content; exit 1 on any mismatch."""
     from sqlmodel import select
 
     from evalsets.freeze import resolve_version, verify, version_label
-    from storage.models import EvalSetVersion
-
     from ownbench.cli.common import console, err_console, print_json, session
+    from storage.models import EvalSetVersion
 
     with session() as s:
         versions = [resolve_version(s, ref, check=False)] if ref else list(
@@ -330,12 +332,11 @@ def verify_cmd(
 def export_cmd(
     ref: str = typer.Argument(..., help="NAME@N, NAME (latest) or a hash prefix."),
     output: Path = typer.Option(..., "--output", "-o", help="Destination file."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="jsonl, csv or parquet (default: from -o's suffix)."),
+    fmt: str | None = typer.Option(None, "--format", "-f", help="jsonl, csv or parquet (default: from -o's suffix)."),
 ) -> None:
     """Write a version's items to JSONL, CSV or Parquet."""
     from evalsets.export import export_version
     from evalsets.freeze import resolve_version, version_label
-
     from ownbench.cli.common import console, session
 
     with session() as s:
@@ -347,7 +348,6 @@ def export_cmd(
 
 def _edit_done(s: Any, old: Any, new: Any, as_json: bool) -> None:
     from evalsets.freeze import version_label
-
     from ownbench.cli.common import console, print_json
 
     label, parent = version_label(s, new), version_label(s, old)
@@ -363,13 +363,12 @@ def _edit_done(s: Any, old: Any, new: Any, as_json: bool) -> None:
                   f"−{len(d['removed'])} ~{len(d['replaced'])} ({new.item_count:,} items)")
 
 
-def _file_edit(ref: str, files: list[Path], kind: str, fmt: str, prompt_field: Optional[str],
-               id_field: Optional[str], metadata_fields: Optional[str], reference_field: Optional[str],
-               on_error: str, redact: bool, note: Optional[str], as_json: bool) -> None:
+def _file_edit(ref: str, files: list[Path], kind: str, fmt: str, prompt_field: str | None,
+               id_field: str | None, metadata_fields: str | None, reference_field: str | None,
+               on_error: str, redact: bool, note: str | None, as_json: bool) -> None:
     from evalsets.freeze import resolve_version
     from evalsets.ingest import drafts_from_files
     from evalsets.versions import edit_version
-
     from ownbench.cli.common import session
 
     options = _options(fmt, prompt_field, id_field, metadata_fields, reference_field, on_error, redact)
@@ -388,10 +387,10 @@ def add_cmd(
     ref: str = typer.Argument(..., help="The version to extend."),
     files: list[Path] = _FILES,
     fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
-    prompt_field: Optional[str] = typer.Option(None), id_field: Optional[str] = typer.Option(None),
-    metadata_fields: Optional[str] = typer.Option(None), reference_field: Optional[str] = typer.Option(None),
+    prompt_field: str | None = typer.Option(None), id_field: str | None = typer.Option(None),
+    metadata_fields: str | None = typer.Option(None), reference_field: str | None = typer.Option(None),
     on_error: str = typer.Option("fail"), redact: bool = typer.Option(False, "--redact"),
-    note: Optional[str] = typer.Option(None, help="Why; stored with the new version."),
+    note: str | None = typer.Option(None, help="Why; stored with the new version."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Freeze a new version with the records of FILES appended as items."""
@@ -404,10 +403,10 @@ def replace_cmd(
     ref: str = typer.Argument(..., help="The version to edit."),
     files: list[Path] = _FILES,
     fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
-    prompt_field: Optional[str] = typer.Option(None), id_field: Optional[str] = typer.Option(None),
-    metadata_fields: Optional[str] = typer.Option(None), reference_field: Optional[str] = typer.Option(None),
+    prompt_field: str | None = typer.Option(None), id_field: str | None = typer.Option(None),
+    metadata_fields: str | None = typer.Option(None), reference_field: str | None = typer.Option(None),
     on_error: str = typer.Option("fail"), redact: bool = typer.Option(False, "--redact"),
-    note: Optional[str] = typer.Option(None, help="Why; stored with the new version."),
+    note: str | None = typer.Option(None, help="Why; stored with the new version."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Freeze a new version where the items with the same keys as the records of FILES are replaced."""
@@ -419,13 +418,12 @@ def replace_cmd(
 def remove_cmd(
     ref: str = typer.Argument(..., help="The version to edit."),
     keys: list[str] = typer.Argument(..., help="Item keys to remove.", show_default=False),
-    note: Optional[str] = typer.Option(None, help="Why; stored with the new version."),
+    note: str | None = typer.Option(None, help="Why; stored with the new version."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Freeze a new version without the given items."""
     from evalsets.freeze import resolve_version
     from evalsets.versions import edit_version
-
     from ownbench.cli.common import session
 
     with session() as s:
