@@ -175,3 +175,33 @@ def test_untrusted_output_does_not_execute_or_fetch(browser, seeded_app) -> None
     assert page.locator("img[src*='203.0.113.9'], a[href*='203.0.113.9']").count() == 0
     assert dialogs == [] and outside == []
     page.close()
+
+
+def test_ranking_is_withheld_before_the_gate_and_shown_after(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Before: no labels. After: simulated labels from two annotators on 60 golden units (see test_ui_seed)."""
+    from sqlmodel import delete
+
+    url = f"sqlite:///{tmp_path / 'gate.db'}"
+    eng = make_engine(url)
+    seed_project(eng, items=20, golden_items=20, simulated_labels=True, human_agreement=0.97)
+    with Session(eng) as s:  # keep the labels aside: first look at the page without them
+        kept = [r.model_dump() for r in s.exec(select(Label))]
+        s.exec(delete(Label))  # type: ignore[call-overload]
+        s.commit()
+    server = AppServer(url, tmp_path / "home")
+    try:
+        page = browser.new_page()
+        page.goto(server.url + "/rankings")
+        page.get_by_text("Ranking withheld").first.wait_for(timeout=60_000)
+        assert page.get_by_text("Calibrated estimates").count() == 0
+        with Session(eng) as s:
+            s.add_all(Label(**row) for row in kept)
+            s.commit()
+        page.wait_for_timeout(11_000)  # read queries are cached for 10 s
+        page.reload()
+        page.get_by_text("Calibrated estimates").first.wait_for(timeout=60_000)
+        assert page.get_by_text("Ranking withheld").count() == 0
+        page.close()
+    finally:
+        server.stop()
+        eng.dispose()

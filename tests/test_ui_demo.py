@@ -1,0 +1,72 @@
+"""`ownbench demo` on the shipped real data: what it builds, that it invents nothing, and the judge job."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, func, select
+
+from storage.models import Candidate, EvalSet, Job, Judgment, Label, Output, RubricVersion, Run
+from tests.conftest import ROOT
+
+
+def _demo(env_extra: dict[str, str], home: Path) -> dict:
+    env = {**os.environ, "OWNBENCH_HOME": str(home), "OWNBENCH_DEMO_NO_BROWSER": "1", **env_extra}
+    env.pop("OWNBENCH_JUDGE_MODEL", None) if "OWNBENCH_JUDGE_MODEL" not in env_extra else None
+    out = subprocess.run([sys.executable, "-c", "from ownbench.cli import main; main()", "demo", "--json"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+def test_demo_builds_from_shipped_data_without_inventing_verdicts(sqlite_engine: Engine, tmp_path: Path) -> None:
+    result = _demo({"OWNBENCH_DATABASE_URL": str(sqlite_engine.url)}, tmp_path / "home")
+    assert result["version"] == "arena-hard@1" and result["items"] == 250
+    assert result["judge_job_id"] is None and "No judge is configured" in result["judge_message"]
+    with Session(sqlite_engine) as s:
+        runs = s.exec(select(Run, Candidate.name).join(Candidate)).all()
+        assert sorted(n for _r, n in runs) == sorted(
+            ["gpt-4", "claude-v1", "gpt-3.5-turbo", "vicuna-13b-v1.5", "Llama-2-70b-chat"])
+        for run, _name in runs:
+            assert run.source == "imported" and len(run.source_file_hash or "") == 64
+            assert len(run.config["shipped_file_sha256"]) == 64
+        assert s.exec(select(func.count()).select_from(Output)).one() == 5 * 250
+        assert s.exec(select(func.count()).select_from(Judgment)).one() == 0
+        assert s.exec(select(func.count()).select_from(Label)).one() == 0
+        assert {r.name for r in s.exec(select(RubricVersion))} >= {"helpfulness"}
+        names = {e.name for e in s.exec(select(EvalSet))}
+    assert "arena-hard" in names
+    # a second run reuses everything
+    again = _demo({"OWNBENCH_DATABASE_URL": str(sqlite_engine.url)}, tmp_path / "home")
+    assert again["version_id"] == result["version_id"]
+    with Session(sqlite_engine) as s:
+        assert s.exec(select(func.count()).select_from(Run)).one() == 5
+
+
+def test_demo_starts_a_judge_run_when_a_judge_is_configured(sqlite_engine: Engine, tmp_path: Path) -> None:
+    from tests.loopback import LoopbackServer
+
+    with LoopbackServer(latency=0.2) as server:
+        result = _demo({"OWNBENCH_DATABASE_URL": str(sqlite_engine.url), "OWNBENCH_JUDGE_MODEL": "openai/demo-judge",
+                        "OWNBENCH_JUDGE_API_BASE": server.base_url, "OWNBENCH_DEMO_JUDGE_LIMIT": "2"},
+                       tmp_path / "home")
+        job_id = result["judge_job_id"]
+        assert job_id is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with Session(sqlite_engine) as s:
+                job = s.get(Job, job_id)
+                if job.status in ("done", "failed", "cancelled"):
+                    break
+            time.sleep(0.5)
+        assert job.status == "done", job.message
+        assert server.request_count > 0
+        with Session(sqlite_engine) as s:
+            # the loopback echoes instead of giving verdicts: every judgment is unscored with a reason
+            rows = s.exec(select(Judgment)).all()
+            assert rows and all(j.status == "unscored" and j.unscored_reason for j in rows)
