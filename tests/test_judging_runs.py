@@ -200,6 +200,10 @@ def test_cli_judges_resumes_and_exports(sqlite_engine, server: LoopbackServer, t
     assert (data["judged"], data["scored"], data["version"]) == (4, 4, "arena@1")
     again = runner.invoke(app, args)
     assert json.loads(again.stdout)["judged"] == 0 and server.request_count == 4
+    # the app names a stored rubric version as NAME@HASHPREFIX: the same judge run, nothing to do
+    by_name = runner.invoke(app, [*args[:3], "--rubric", data["rubric"], *args[5:]])
+    assert by_name.exit_code == 0, by_name.output
+    assert json.loads(by_name.stdout)["judge_run_id"] == data["judge_run_id"] and server.request_count == 4
     out = tmp_path / "judgments.jsonl"
     exported = runner.invoke(app, ["judgments", "export", "--set", "arena@1", "-o", str(out)])
     assert exported.exit_code == 0, exported.output
