@@ -40,8 +40,7 @@ JUDGE_LIMIT_ENV = "OWNBENCH_DEMO_JUDGE_LIMIT"
 HOW_TO_CONFIGURE_JUDGE = (
     "No judge is configured. Set OWNBENCH_JUDGE_MODEL to a LiteLLM model string (e.g. openai/gpt-4o-mini) "
     "with its key in the provider's usual variable (e.g. OPENAI_API_KEY), or run the local judge with "
-    "`make local-judge` and set OWNBENCH_JUDGE_MODEL=openai/local-judge "
-    "OWNBENCH_JUDGE_API_BASE=http://127.0.0.1:8088/v1; then start a judge run on the Runs page "
+    "`make local-judge` (found on 127.0.0.1:8090 by itself); then start a judge run on the Runs page "
     "(or `ownbench judge`)."
 )
 
@@ -60,11 +59,34 @@ class DemoResult:
     judge_message: str = ""
 
 
+LOCAL_JUDGE_ENV = "OWNBENCH_LOCAL_JUDGE"  # base URL of the local judge; "off" disables looking for it
+LOCAL_JUDGE_URL = "http://127.0.0.1:8090/v1"  # `make local-judge`
+LOCAL_JUDGE_MODEL = "openai/qwen2.5-coder-0.5b"
+LOCAL_JUDGE_DEFAULT_LIMIT = 20  # 2–3 s a verdict on 2 cores: 20 items × 5 models is minutes, not hours
+
+
+def local_judge() -> dict[str, str] | None:
+    """The local judge of `make local-judge`, when it answers."""
+    import urllib.request
+
+    base = os.environ.get(LOCAL_JUDGE_ENV, LOCAL_JUDGE_URL).strip()
+    if base.lower() in ("", "off", "0", "no"):
+        return None
+    try:
+        with urllib.request.urlopen(base.rstrip("/") + "/models", timeout=1.5) as resp:
+            if resp.status != 200:
+                return None
+    except OSError:
+        return None
+    return {"model": LOCAL_JUDGE_MODEL, "api_base": base, "local": "yes"}
+
+
 def judge_config_from_env() -> dict[str, str] | None:
-    """The judge the environment names, or None (then the Runs page says how to configure one)."""
+    """The judge the environment names, else the local judge if it runs, else None (the Runs page then says
+    how to configure one)."""
     model = os.environ.get(JUDGE_MODEL_ENV, "").strip()
     if not model:
-        return None
+        return local_judge()
     cfg = {"model": model}
     if os.environ.get(JUDGE_API_BASE_ENV):
         cfg["api_base"] = os.environ[JUDGE_API_BASE_ENV].strip()
@@ -224,7 +246,7 @@ def start_demo_judge(engine: Engine, demo: DemoResult) -> tuple[int | None, str]
         return busy.id, f"a judge run is already in progress (job {busy.id}); see the Runs page"
     if done is not None and done.status == "done":
         return None, f"judge run {done.id} with {cfg['model']} exists already; see the Runs page"
-    limit = int(os.environ.get(JUDGE_LIMIT_ENV, "0") or 0) or None
+    limit = int(os.environ.get(JUDGE_LIMIT_ENV, "0") or 0) or (LOCAL_JUDGE_DEFAULT_LIMIT if cfg.get("local") else None)
     from ownbench import settings
 
     with Session(engine) as s:

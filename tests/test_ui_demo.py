@@ -16,7 +16,8 @@ from tests.conftest import ROOT
 
 
 def _demo(env_extra: dict[str, str], home: Path) -> dict:
-    env = {**os.environ, "OWNBENCH_HOME": str(home), "OWNBENCH_DEMO_NO_BROWSER": "1", **env_extra}
+    env = {**os.environ, "OWNBENCH_HOME": str(home), "OWNBENCH_DEMO_NO_BROWSER": "1", "OWNBENCH_LOCAL_JUDGE": "off",
+           **env_extra}
     env.pop("OWNBENCH_JUDGE_MODEL", None) if "OWNBENCH_JUDGE_MODEL" not in env_extra else None
     out = subprocess.run([sys.executable, "-c", "from ownbench.cli import main; main()", "demo", "--json"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -20,8 +20,9 @@ JUDGE_API_KEY_ENV = "OWNBENCH_JUDGE_API_KEY_ENV"
 HOW_TO_CONFIGURE_JUDGE = (
     "No judge is configured. Set `OWNBENCH_JUDGE_MODEL` to a LiteLLM model string (e.g. `openai/gpt-4o-mini`) "
     "with the provider's key in its usual variable (e.g. `OPENAI_API_KEY`) before starting the app, or run the "
-    "local judge with `make local-judge` and set `OWNBENCH_JUDGE_MODEL=openai/local-judge` and "
-    "`OWNBENCH_JUDGE_API_BASE=http://127.0.0.1:8088/v1`. You can also type a judge model below."
+    "local judge with `make local-judge` and use the judge model `openai/qwen2.5-coder-0.5b` with API base "
+    "`http://127.0.0.1:8090/v1` (a weak judge: good to try the whole path, not to trust). You can also type a "
+    "judge model below."
 )
 
 
