@@ -14,6 +14,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help renders faster; `ownbench --help` must stay well under 0.5 s
 )
 for group in (sets, runs, judge, analysis, app_cmd):
     group.register(app)

@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from rich.console import Console
-from sqlmodel import Session
+
+if TYPE_CHECKING:  # sqlmodel costs ~1 s to import; `ownbench --help` must not pay for it
+    from sqlmodel import Session
 
 console = Console()
 err_console = Console(stderr=True)
@@ -16,7 +18,7 @@ JSON_HELP = "Print machine-readable JSON instead of tables."
 
 
 @contextmanager
-def session() -> Iterator[Session]:
+def session() -> Iterator["Session"]:
     """A session on the configured database; commits on success, rolls everything back on error."""
     from storage.db import session_scope
 
