@@ -95,6 +95,7 @@ class JudgeSummary:
     mode: str
     resumed: bool
     status: str
+    status_reason: str | None
     total: int
     already: int
     judged: int
@@ -438,7 +439,7 @@ async def judge_version(
 
     return JudgeSummary(
         judge_run_id=run_id, version=label, rubric=f"{rubric.name}@{rubric_hash[:12]}", judge_model=req.judge.model,
-        mode=req.mode, resumed=resumed, status=status, total=progress.total, already=progress.already,
+        mode=req.mode, resumed=resumed, status=status, status_reason=reason, total=progress.total, already=progress.already,
         judged=progress.done, scored=progress.scored, unscored=progress.unscored, spend_usd=progress.spend_usd,
         skipped=dict(skipped), unscored_reasons=dict(reasons.most_common()),
         seconds=round(time.perf_counter() - t_start, 2),

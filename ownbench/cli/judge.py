@@ -159,7 +159,8 @@ def _print_summary(summary, as_json: bool) -> None:  # type: ignore[no-untyped-d
         return
     t = Table(show_header=False, box=None, pad_edge=False)
     verb = "resumed" if summary.resumed else "started"
-    t.add_row("judge run", f"#{summary.judge_run_id} ({verb}, {summary.status})")
+    why = f": {summary.status_reason}" if summary.status_reason else ""
+    t.add_row("judge run", f"#{summary.judge_run_id} ({verb}, {summary.status}{why})")
     t.add_row("version", summary.version)
     t.add_row("rubric", summary.rubric)
     t.add_row("judge", f"{summary.judge_model} · {summary.mode}")
