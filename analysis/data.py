@@ -10,7 +10,6 @@ Rules applied here, once, so every report counts the same way:
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +18,16 @@ from sqlmodel import Session, select
 
 from storage.errors import InputError
 from storage.models import (
-    Annotator, Candidate, GoldenAssignment, GoldenUnit, JudgeRun, Judgment, Label, Output, Run, RubricVersion,
+    Annotator,
+    Candidate,
+    GoldenAssignment,
+    GoldenUnit,
+    JudgeRun,
+    Judgment,
+    Label,
+    Output,
+    RubricVersion,
+    Run,
 )
 
 

@@ -15,7 +15,16 @@ from sqlmodel import Session, select
 
 from analysis.data import criteria_of, latest_judge_run
 from storage.errors import InputError
-from storage.models import Annotator, GoldenAssignment, GoldenUnit, JudgeRun, Judgment, Output, Run, RubricVersion
+from storage.models import (
+    Annotator,
+    GoldenAssignment,
+    GoldenUnit,
+    JudgeRun,
+    Judgment,
+    Output,
+    RubricVersion,
+    Run,
+)
 
 STRATEGIES = ("stratified", "uncertainty")
 

@@ -14,15 +14,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sqlmodel import Session, select
 
 from analysis.data import criteria_of, latest_judge_run
 from storage.errors import InputError
 from storage.hashing import file_hash
-from storage.models import Annotator, Candidate, Item, Judgment, Label, Output, Run, RubricVersion
+from storage.models import Annotator, Candidate, Item, Judgment, Label, Output, RubricVersion, Run
 
 REQUIRED = ("item", "candidate", "criterion", "label", "annotator")
 

@@ -133,3 +133,20 @@ def pairwise_section(session: Session, version_id: int, rubric_version_id: int, 
             entry["position_bias"].update(position_bias(bt.first_ab[both], bt.first_ba[both]))
         section["criteria"].append(entry)
     return section
+
+
+def position_bias_section(session: Session, version_id: int, rubric_version_id: int) -> list[dict[str, Any]]:
+    """Per criterion of the latest pairwise judge run: first-position win share and swap inconsistency."""
+    from stats.bias import position_bias
+
+    run = latest_pairwise_run(session, version_id, rubric_version_id)
+    if run is None:
+        return []
+    out = []
+    for crit, bt in load_battles(session, version_id, rubric_version_id, run).items():
+        pb = position_bias(np.concatenate([bt.first_ab, bt.first_ba]), None)
+        both = np.isfinite(bt.first_ab) & np.isfinite(bt.first_ba)
+        if both.any():
+            pb.update(position_bias(bt.first_ab[both], bt.first_ba[both]))
+        out.append({"criterion": crit, "judge_run": run.id, **pb})
+    return out

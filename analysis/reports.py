@@ -76,9 +76,10 @@ def _header(session: Session, study: StudyData) -> dict[str, Any]:
 class AgreementReport:
     header: dict[str, Any]
     criteria: list[dict[str, Any]] = field(default_factory=list)
+    position_bias: list[dict[str, Any]] = field(default_factory=list)  # from a pairwise judge run, if any
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean({"header": self.header, "criteria": self.criteria})
+        return _clean({"header": self.header, "criteria": self.criteria, "position_bias": self.position_bias})
 
     def to_markdown(self) -> str:
         h = self.header
@@ -105,9 +106,9 @@ class AgreementReport:
                 lines += [f"Fleiss: {c['fleiss_note']}.", ""]
             lines += ["| raters | kind | n | agreement | Cohen's κ | κ linear | κ quadratic |", "|---|---|---|---|---|---|---|"]
             for p in c["pairs"]:
-                g = lambda k: _est(Estimate(**p[k])) if p.get(k) else "–"  # noqa: E731
-                lines.append(f"| {' vs '.join(p['raters'])} | {p['kind']} | {p['n']} | {g('percent')} | {g('kappa')} | "
-                             f"{g('kappa_linear')} | {g('kappa_quadratic')} |")
+                cells = [_est(Estimate(**p[k])) if p.get(k) else "–"
+                         for k in ("percent", "kappa", "kappa_linear", "kappa_quadratic")]
+                lines.append(f"| {' vs '.join(p['raters'])} | {p['kind']} | {p['n']} | " + " | ".join(cells) + " |")
             lines.append("")
             for p in c["pairs"]:
                 if p["kind"] == "judge-human":
@@ -132,6 +133,15 @@ class AgreementReport:
                     lines += [f"Alt-Test (ε={at['epsilon']}, BY-FDR q={at['q']}): winning rate {_f(at['winning_rate'])} "
                               f"vs threshold {at['threshold']}: the judge {verdict}; advantage probability "
                               f"{_f(at['advantage_probability'])}.", ""]
+        if self.position_bias:
+            lines += ["## Position bias (pairwise judge run)", ""]
+            for pb in self.position_bias:
+                e, sw = pb.get("first_position_share"), pb.get("swap_inconsistency")
+                if e:
+                    lines.append(f"- {pb['criterion']}: first-shown output's score share {_est(e)} (0.5 = none, "
+                                 f"n={e.n}, binomial p = {_f(pb.get('p_value'), 4)})"
+                                 + (f"; swap inconsistency {_est(sw)} (n={sw.n})" if sw else ""))
+            lines.append("")
         return "\n".join(lines).rstrip() + "\n"
 
 
@@ -187,6 +197,9 @@ def agreement_report(
                                      threshold=alt_threshold, discrete=cd.criterion.get("type") != "ordinal",
                                      names=names)
         report.criteria.append(entry)
+    from analysis.pairwise import position_bias_section
+
+    report.position_bias = position_bias_section(session, version_id, rubric_version_id)
     return report
 
 
@@ -223,7 +236,13 @@ def _design(cd: CriterionData, r: int) -> dict[str, Any]:
 
 
 def calibrate_criterion(study: StudyData, cd: CriterionData, *, force: bool = False) -> _Calibration:
-    from stats.calibration import human_only_mean, judge_only_mean, ppi_mean, rogan_gladen, sensitivity_specificity
+    from stats.calibration import (
+        human_only_mean,
+        judge_only_mean,
+        ppi_mean,
+        rogan_gladen,
+        sensitivity_specificity,
+    )
 
     k, n = cd.judge.shape
     binary = cd.criterion.get("type") == "binary"
@@ -413,9 +432,8 @@ def ranking_report(
     judge_run_id: int | None = None, n_boot: int = 10_000, seed: int = 0,
 ) -> RankingReport:
     """Candidates ranked per criterion by calibrated estimate, gated (see `stats.gate`)."""
-    from stats.ranking import pareto_front, rank_by_influence, rank_ranges
-
     from analysis.pairwise import latest_pairwise_run, pairwise_section
+    from stats.ranking import pareto_front, rank_by_influence, rank_ranges
     from storage.errors import InputError
 
     pairwise = pairwise_section(session, version_id, rubric_version_id, n_boot=min(n_boot, 2000), seed=seed,

@@ -18,10 +18,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from stats.calibration import (  # noqa: E402
-    human_only_mean, judge_only_mean, ppi_mean, rogan_gladen, sensitivity_specificity,
+from stats.calibration import (
+    human_only_mean,
+    judge_only_mean,
+    ppi_mean,
+    rogan_gladen,
+    sensitivity_specificity,
 )
-from stats.ranking import rank_by_influence  # noqa: E402
+from stats.ranking import rank_by_influence
 
 
 def ranking_benchmark(candidates: int = 20, items: int = 5000, golden: int = 500, n_boot: int = 10_000) -> dict:

@@ -6,15 +6,16 @@ asked, a 95 % percentile bootstrap interval from resampling units (Efron & Tibsh
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
 from stats.estimate import NAN_ESTIMATE, Estimate, percentile_interval, resample_counts
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
-KappaWeights = Literal[None, "linear", "quadratic"]
+KappaWeights = Literal["linear", "quadratic"] | None
 
 
 def percent_agreement(a: np.ndarray, b: np.ndarray) -> float:

@@ -30,9 +30,8 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_written(engine, tmp_path):
          "inclusion_prob": 1.5},
     ]
     f.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
-    with pytest.raises(InputError) as err:
-        with session_scope(engine) as s:
-            import_labels(s, f, vid, rid)
+    with pytest.raises(InputError) as err, session_scope(engine) as s:
+        import_labels(s, f, vid, rid)
     msg = err.value.message
     for line, needle in ((2, "correctness"), (3, "q999"), (4, "zzz"), (5, "from 1 to 5"), (6, "rude"),
                          (7, "missing annotator"), (8, "(0, 1]"), (9, "not valid JSON")):
@@ -53,9 +52,8 @@ def test_import_declares_its_design_and_export_says_human_or_judge(engine, tmp_p
         r1 = import_labels(s, plain, vid, rid)
         r2 = import_labels(s, sampled, vid, rid)
     assert r1["calibration_usable"] == 0 and r2["calibration_usable"] == 2
-    with pytest.raises(InputError, match="already imported"):
-        with session_scope(engine) as s:
-            import_labels(s, plain, vid, rid)
+    with pytest.raises(InputError, match="already imported"), session_scope(engine) as s:
+        import_labels(s, plain, vid, rid)
     with session_scope(engine) as s:
         study = load_study(s, vid, rid)
         cd = study.criteria["correct"]

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 from sqlmodel import select
 
-from analysis.reports import ranking_report
+from analysis.reports import agreement_report, ranking_report
 from storage.db import session_scope
 from storage.models import Annotator, GoldenAssignment, GoldenUnit, JudgeRun, Judgment, Label, Output, Run
 from tests.test_analysis_reports import seed_study
@@ -35,7 +35,7 @@ def _seed_pairwise(engine, golden_per_pair=20, seed=0):
                 p_a = 1 / (1 + np.exp(strengths[y] - strengths[x]))
                 truth = 1.0 if rng.random() < p_a else 0.0
                 # the judge says "first shown wins" 60 % of the time, otherwise the truth
-                def said(first_is_a):
+                def said(first_is_a: bool, truth: float = truth) -> str:
                     if rng.random() < 0.6:
                         return "1"
                     return "1" if (truth == 1.0) == first_is_a else "2"
@@ -85,3 +85,12 @@ def test_pairwise_correction_is_withheld_with_few_labels(sqlite_engine):
         rep = ranking_report(s, vid, rid, n_boot=300)
     c = next(c for c in rep.to_dict()["pairwise"]["criteria"] if c["criterion"] == "correct")
     assert "calibrated" not in c and "at least 30" in c["withheld"]
+
+
+def test_agreement_report_shows_position_bias(sqlite_engine):
+    vid, rid = _seed_pairwise(sqlite_engine, golden_per_pair=10)
+    with session_scope(sqlite_engine) as s:
+        rep = agreement_report(s, vid, rid, n_boot=100)
+    pb = rep.to_dict()["position_bias"]
+    assert pb and pb[0]["criterion"] == "correct" and pb[0]["first_position_share"]["value"] > 0.6
+    assert "Position bias" in rep.to_markdown()

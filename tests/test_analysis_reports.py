@@ -14,7 +14,16 @@ from stats.gate import GateConfig
 from storage.db import session_scope
 from storage.errors import InputError
 from storage.models import (
-    Annotator, Candidate, GoldenAssignment, GoldenUnit, JudgeRun, Judgment, Label, Output, RubricVersion, Run,
+    Annotator,
+    Candidate,
+    GoldenAssignment,
+    GoldenUnit,
+    JudgeRun,
+    Judgment,
+    Label,
+    Output,
+    RubricVersion,
+    Run,
 )
 
 SPEC = {
@@ -97,7 +106,7 @@ def seed_study(engine, *, items=150, rates=None, sens=0.85, spec=0.8, flip=0.05,
 
 
 def test_study_counts_unscored_latest_labels_and_outside_labels(sqlite_engine):
-    (vid, rid, jrid), _ = seed_study(sqlite_engine, items=60, golden=30, k=1, unscored=4)
+    (vid, rid, _), _ = seed_study(sqlite_engine, items=60, golden=30, k=1, unscored=4)
     with session_scope(sqlite_engine) as s:
         lab = s.exec(select(Label).where(Label.criterion_id == "correct")).first()
         # the same annotator relabels: the latest row counts
@@ -124,7 +133,7 @@ def test_study_counts_unscored_latest_labels_and_outside_labels(sqlite_engine):
 
 
 def test_golden_selection_is_seeded_stratified_and_batched(engine):
-    (vid, rid, jrid), _ = seed_study(engine, items=40, rates={"a": 0.7, "b": 0.4})
+    (vid, rid, _), _ = seed_study(engine, items=40, rates={"a": 0.7, "b": 0.4})
     with session_scope(engine) as s:
         sel = select_golden(s, vid, rid, None, 20, seed=3, annotators=["ann", "bob", "cy"], k=2)
         assert sel.created == 20 and sel.assignments == 40 and sel.criterion == "correct"
@@ -145,8 +154,10 @@ def test_golden_selection_is_seeded_stratified_and_batched(engine):
         with pytest.raises(InputError, match="another design"):
             select_golden(s, vid, rid, None, 5, seed=5, strategy="uncertainty")
     # same seed on a fresh database → the same units
+    import os
+    import tempfile
+
     from storage.db import make_engine
-    import tempfile, os
     with tempfile.TemporaryDirectory() as d:
         other = make_engine(f"sqlite:///{os.path.join(d, 'x.db')}")
         (vid2, rid2, _), _ = seed_study(other, items=40, rates={"a": 0.7, "b": 0.4})
@@ -161,9 +172,8 @@ def test_golden_selection_errors_leave_nothing(engine):
     (vid, rid, _), _ = seed_study(engine, items=10, rates={"a": 0.5})
     for kwargs, match in (({"strategy": "best"}, "strategy"), ({"annotators": ["x"], "k": 2}, "k=2"),
                           ({"criterion": "nope"}, "nope")):
-        with pytest.raises(InputError, match=match):
-            with session_scope(engine) as s:
-                select_golden(s, vid, rid, None, 5, seed=1, **kwargs)
+        with pytest.raises(InputError, match=match), session_scope(engine) as s:
+            select_golden(s, vid, rid, None, 5, seed=1, **kwargs)
     with session_scope(engine) as s:
         assert s.exec(select(GoldenUnit)).first() is None and s.exec(select(Annotator)).first() is None
 

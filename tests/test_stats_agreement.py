@@ -8,8 +8,17 @@ import pandas as pd
 import pytest
 
 from stats.agreement import (
-    _alpha_from_coincidence, alpha_interval, cohen_kappa, confusion, criterion_agreement, fleiss_interval,
-    fleiss_kappa, kappa_from_confusion, krippendorff_alpha, pair_agreement, percent_agreement,
+    _alpha_from_coincidence,
+    alpha_interval,
+    cohen_kappa,
+    confusion,
+    criterion_agreement,
+    fleiss_interval,
+    fleiss_kappa,
+    kappa_from_confusion,
+    krippendorff_alpha,
+    pair_agreement,
+    percent_agreement,
 )
 from tests.conftest import SHARED_DATA
 
@@ -90,7 +99,7 @@ def test_criterion_agreement_counts_pairs_and_reports_n():
     """Simulated raters (not real labels): three humans and a judge on 40 binary units."""
     rng = np.random.default_rng(0)
     truth = (rng.random(40) < 0.6).astype(float)
-    noisy = lambda p: np.where(rng.random(40) < p, 1 - truth, truth)  # noqa: E731
+    noisy = lambda p: np.where(rng.random(40) < p, 1 - truth, truth)
     ratings = {"ann": noisy(0.1), "bob": noisy(0.1), "cy": noisy(0.1), "judge": noisy(0.3)}
     ratings["cy"][:10] = np.nan
     res = criterion_agreement(ratings, level="nominal", labels=[0.0, 1.0], judge="judge", n_boot=300)

@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 
 from stats.calibration import (
-    human_only_mean, judge_only_mean, ppi_mean, rogan_gladen, sensitivity_specificity,
+    human_only_mean,
+    judge_only_mean,
+    ppi_mean,
+    rogan_gladen,
+    sensitivity_specificity,
 )
 from stats.golden import allocate, stratified_sample
 

@@ -9,7 +9,13 @@ from stats.alt_test import alt_test
 from stats.bias import leniency, position_bias, self_preference, verbosity
 from stats.gate import GateConfig, check_gate
 from stats.ranking import (
-    bootstrap_item_means, bradley_terry, holm, mcnemar_exact, pareto_front, ppi_bradley_terry, rank_by_influence,
+    bootstrap_item_means,
+    bradley_terry,
+    holm,
+    mcnemar_exact,
+    pareto_front,
+    ppi_bradley_terry,
+    rank_by_influence,
     rank_ranges,
 )
 

@@ -3,7 +3,6 @@ app shows. numpy, scipy, scikit-learn and statsmodels are imported inside the co
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -34,7 +33,7 @@ def _ids(session, set_ref: str, rubric: str) -> tuple[int, int]:  # type: ignore
     return version.id, rv.id  # type: ignore[return-value]
 
 
-def _emit(report, as_json: bool, markdown: bool, output: Optional[Path]) -> None:  # type: ignore[no-untyped-def]
+def _emit(report, as_json: bool, markdown: bool, output: Path | None) -> None:  # type: ignore[no-untyped-def]
     from ownbench.cli.common import console, print_json
 
     if output is not None:
@@ -58,14 +57,14 @@ def _gate(min_labels: int, min_per_candidate: int, min_alpha: float):  # type: i
 def agreement_cmd(
     set_ref: str = typer.Option(..., "--set", help=SET_HELP),
     rubric: str = typer.Option(..., "--rubric", help=RUBRIC_HELP),
-    judge_run: Optional[int] = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
+    judge_run: int | None = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
     n_boot: int = typer.Option(2000, "--bootstrap", min=100, help="Bootstrap resamples for the intervals."),
     epsilon: float = typer.Option(0.2, "--epsilon", min=0.0, max=1.0, help="Alt-Test ε (cost–benefit margin)."),
     alt_threshold: float = typer.Option(0.5, "--alt-threshold", min=0.0, max=1.0, help="Alt-Test winning-rate threshold."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     markdown: bool = typer.Option(False, "--markdown", help=MD_HELP),
-    output: Optional[Path] = typer.Option(None, "--output", help="Also write the Markdown report to this file."),
+    output: Path | None = typer.Option(None, "--output", help="Also write the Markdown report to this file."),
 ) -> None:
     """Judge–human and human–human agreement per criterion, judge-bias diagnostics and the Alt-Test."""
     from analysis.reports import agreement_report
@@ -81,7 +80,7 @@ def agreement_cmd(
 def rank_cmd(
     set_ref: str = typer.Option(..., "--set", help=SET_HELP),
     rubric: str = typer.Option(..., "--rubric", help=RUBRIC_HELP),
-    judge_run: Optional[int] = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
+    judge_run: int | None = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
     force: bool = typer.Option(False, "--force", help="Also show judge-only numbers where they are gated, marked \"uncalibrated\"."),
     min_labels: int = typer.Option(30, "--min-labels", min=1, help="Golden labels needed per criterion (G)."),
     min_per_candidate: int = typer.Option(5, "--min-per-candidate", min=1, help="Golden labels needed per candidate (g)."),
@@ -90,7 +89,7 @@ def rank_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     markdown: bool = typer.Option(False, "--markdown", help=MD_HELP),
-    output: Optional[Path] = typer.Option(None, "--output", help="Also write the Markdown report to this file."),
+    output: Path | None = typer.Option(None, "--output", help="Also write the Markdown report to this file."),
 ) -> None:
     """Rank candidates per criterion by calibrated estimate with 95 % intervals, rank ranges and paired tests."""
     from analysis.reports import ranking_report
@@ -108,7 +107,7 @@ def compare_cmd(
     baseline: str = typer.Option(..., "--baseline", help="The candidate in production now."),
     candidate: str = typer.Option(..., "--candidate", help="The candidate that would replace it."),
     rubric: str = typer.Option(..., "--rubric", help=RUBRIC_HELP),
-    judge_run: Optional[int] = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
+    judge_run: int | None = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
     level: float = typer.Option(0.05, "--level", min=1e-6, max=0.5, help="Significance level after Holm's correction."),
     force: bool = typer.Option(False, "--force", help="Also show judge-only evidence where it is gated, marked \"uncalibrated\"."),
     min_labels: int = typer.Option(30, "--min-labels", min=1, help="Golden labels needed per criterion (G)."),
@@ -118,7 +117,7 @@ def compare_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     markdown: bool = typer.Option(False, "--markdown", help=MD_HELP),
-    output: Optional[Path] = typer.Option(None, "--output", help="Also write the Markdown report to this file."),
+    output: Path | None = typer.Option(None, "--output", help="Also write the Markdown report to this file."),
 ) -> None:
     """The CI gate before a model upgrade: exit 1 only when a drop is significant (after Holm), 0 otherwise,
     2 on usage errors."""
@@ -142,10 +141,10 @@ def golden_select(
     n: int = typer.Option(..., "--n", min=1, help="How many more outputs to draw into the golden subset."),
     seed: int = typer.Option(..., "--seed", help="Seed of the draw (recorded; the same seed gives the same units)."),
     strategy: str = typer.Option("stratified", "--strategy", help="stratified, or uncertainty (favour units where the judge was unsure)."),
-    annotators: Optional[str] = typer.Option(None, "--annotators", help="Comma-separated annotator names to assign units to."),
+    annotators: str | None = typer.Option(None, "--annotators", help="Comma-separated annotator names to assign units to."),
     k: int = typer.Option(1, "--k", min=1, help="Annotators per unit (2+ gives human–human agreement, 3+ the Alt-Test)."),
-    criterion: Optional[str] = typer.Option(None, "--criterion", help="Criterion whose judge verdict defines the strata (default: the first binary or ordinal one)."),
-    judge_run: Optional[int] = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
+    criterion: str | None = typer.Option(None, "--criterion", help="Criterion whose judge verdict defines the strata (default: the first binary or ordinal one)."),
+    judge_run: int | None = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Draw outputs at random within strata (candidate × judge verdict) and assign them to annotators."""
@@ -193,7 +192,7 @@ def labels_export(
     path: Path = typer.Argument(..., help="Output file, .jsonl or .csv."),
     set_ref: str = typer.Option(..., "--set", help=SET_HELP),
     rubric: str = typer.Option(..., "--rubric", help=RUBRIC_HELP),
-    judge_run: Optional[int] = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
+    judge_run: int | None = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
 ) -> None:
     """Export every judge verdict and human label; each row's `source` says judge or human."""
     from analysis.labels import export_rows, write_export
