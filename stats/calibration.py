@@ -77,6 +77,12 @@ def _influence_parts(
         mean_y[empty] = np.mean(y[labeled])
         mean_f[empty] = np.mean(yhat[labeled])
         pi_h[empty] = 1.0
+    single = int(np.sum((n_h == 1) & (size_h > 1)))
+    if single:
+        # a lone label says nothing about its stratum's spread; such strata are small by construction
+        # (allocation is proportional with at least one per stratum), so the understatement is small
+        warnings.append(f"{single} stratum/strata hold a single label: their share of the variance is not "
+                        "estimated; label more units there")
     my, mf, pi = mean_y[codes], mean_f[codes], pi_h[codes]
     # stratified prediction-powered estimator (Fisch et al. 2024, "Stratified Prediction-Powered Inference";
     # Angelopoulos et al. 2023): θ = mean_N(λŷ) + Σ_h (N_h/N)·mean_{labeled in h}(y − λŷ). Its influence values:

@@ -77,6 +77,7 @@ def test_uncertainty_first_selection_needs_the_weights():
     rng = np.random.default_rng(5)
     n, p, runs = 400, 0.7, 400
     err_w, err_u = [], []
+    covered = 0
     for r in range(runs):
         y = (rng.random(n) < p).astype(float)
         unsure = rng.random(n) < 0.25
@@ -88,12 +89,15 @@ def test_uncertainty_first_selection_needs_the_weights():
         yl = np.where(lab, y, np.nan)
         truth = y.mean()  # the population's own human mean: isolates the selection bias
         err_w.append(ppi_mean(yhat, yl, lab, strata=strata, lam=1.0).estimate.value - truth)
+        tuned = ppi_mean(yhat, yl, lab, strata=strata).estimate
+        covered += tuned.low <= p <= tuned.high
         err_u.append(ppi_mean(yhat, yl, lab, lam=1.0).estimate.value - truth)
         assert np.allclose(prob[lab], [np.mean(lab[strata == s]) for s in strata[lab]])
     se_w = np.std(err_w) / np.sqrt(runs)
     se_u = np.std(err_u) / np.sqrt(runs)
     assert abs(np.mean(err_w)) < 3 * se_w
     assert abs(np.mean(err_u)) > 5 * se_u
+    assert covered / runs >= 0.92  # and the weighted, power-tuned intervals stay valid
 
 
 def test_horvitz_thompson_with_declared_probabilities_is_unbiased():
