@@ -162,3 +162,15 @@ def test_candidate_config_change_starts_a_new_run(sqlite_engine, loopback: Loopb
     runs = gateway_runs(sqlite_engine)
     assert [r.status for r in runs] == ["failed", "done"]  # another config: not a resume of the failed run
     assert runs[1].config["params"] == {"temperature": 0.5}
+
+
+def test_job_of_a_bad_invocation_is_marked_failed(sqlite_engine, loopback: LoopbackServer, tmp_path: Path) -> None:
+    from storage.jobs import create_job
+
+    write_candidates(tmp_path / "candidates.yaml", loopback)
+    job_id = create_job(sqlite_engine, "run", {"set": "nope@1", "candidate": "loop"})
+    proc = ownbench_cli("run", "--set", "nope@1", "--candidate", "loop", "--job", str(job_id), cwd=tmp_path)
+    assert proc.returncode == 2 and "no eval set version 'nope@1'" in proc.stderr
+    with Session(sqlite_engine) as s:
+        job = s.get(Job, job_id)
+    assert job is not None and job.status == "failed" and "nope@1" in (job.message or "")

@@ -120,8 +120,30 @@ def run_command(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Run a candidate over a frozen version; resumes the unfinished run of the same configuration."""
+    if job is None:
+        _run(set_ref, candidate, candidates_file, concurrency, max_cost, no_cache, new, None, as_json)
+        return
     import os
 
+    from storage.jobs import update_job
+
+    from ownbench.settings import engine as get_engine
+
+    update_job(get_engine(), job, status="running", pid=os.getpid())
+    try:
+        _run(set_ref, candidate, candidates_file, concurrency, max_cost, no_cache, new, job, as_json)
+    except typer.Exit:  # the run itself recorded how it ended
+        raise
+    except (Exception, KeyboardInterrupt) as exc:  # the app shows the job: it must not stay "running"
+        from storage.errors import InputError
+
+        reason = exc.message if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+        update_job(get_engine(), job, status="failed", message=reason)
+        raise
+
+
+def _run(set_ref: str, candidate: str, candidates_file: Optional[Path], concurrency: Optional[int],
+         max_cost: Optional[float], no_cache: bool, new: bool, job: Optional[int], as_json: bool) -> None:
     from evalsets.freeze import resolve_version, version_label
     from gateway.runs import RunProgress, run_candidate, run_totals
     from ownbench.settings import engine as get_engine
@@ -131,10 +153,6 @@ def run_command(
         version = resolve_version(s, set_ref)
         label = version_label(s, version)
     eng = get_engine()
-    if job is not None:
-        from storage.jobs import update_job
-
-        update_job(eng, job, status="running", pid=os.getpid())
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
