@@ -340,7 +340,7 @@ class RankingReport:
             if not rows:
                 continue
             show_judge = any("judge_only" in r for r in rows)
-            cols = ["rank", "candidate", "calibrated [95 % CI]", "n golden", "human only [95 % CI]"]
+            cols = ["rank", "candidate", "calibrated [95 % CI]", "n golden", "human only, weighted as drawn [95 % CI]"]
             if c["type"] == "binary":
                 cols.append("Rogan–Gladen [95 % CI]")
             if show_judge:

@@ -146,11 +146,15 @@ def human_only_mean(
     clip: tuple[float, float] | None = None,
 ) -> Calibrated:
     """The human labels alone under the same design (the λ = 0 member of the same family: a stratified or
-    Horvitz–Thompson mean with a CLT interval, Cochran 1977 ch. 5)."""
+    Horvitz–Thompson mean with a CLT interval, Cochran 1977 ch. 5).
+
+    When the strata are the judge's verdicts on this same criterion, this design-weighted mean already uses
+    the judge through the stratum weights (post-stratification), so for a binary criterion the calibrated
+    estimate coincides with it: the judge's information is spent on the draw instead of on the estimator."""
     y = np.asarray(y, float)
     res = ppi_mean(np.zeros_like(y), y, labeled, strata=strata, inclusion_prob=inclusion_prob, lam=0.0, clip=clip)
     res.estimate = Estimate(res.estimate.value, res.estimate.low, res.estimate.high, res.n_labeled,
-                            f"human labels only, {res.n_labeled} labeled")
+                            f"human labels only (weighted as drawn), {res.n_labeled} labeled")
     return res
 
 

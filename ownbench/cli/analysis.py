@@ -42,10 +42,12 @@ def _emit(report, as_json: bool, markdown: bool, output: Path | None) -> None:  
         print_json(report.to_dict())
     elif markdown:
         typer.echo(report.to_markdown(), nl=False)
-    else:
+    elif console.is_terminal and console.width >= 140:
         from rich.markdown import Markdown
 
         console.print(Markdown(report.to_markdown()))
+    else:  # narrow terminals and pipes: the Markdown text itself reads fine and keeps every digit
+        typer.echo(report.to_markdown(), nl=False)
 
 
 def _gate(min_labels: int, min_per_candidate: int, min_alpha: float):  # type: ignore[no-untyped-def]
