@@ -19,13 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, insert  # noqa: E402
-from sqlmodel import Session, select  # noqa: E402
+from sqlalchemy import func, insert
+from sqlmodel import Session, select
 
-from analysis import labeling  # noqa: E402
-from storage.db import make_engine, session_scope  # noqa: E402
-from storage.models import Annotator, GoldenAssignment, Judgment, JudgeRun, Label, Output  # noqa: E402
-from tests.test_ui_seed import seed_project  # noqa: E402
+from analysis import labeling
+from storage.db import make_engine, session_scope
+from storage.models import Annotator, GoldenAssignment, JudgeRun, Judgment, Label, Output
+from tests.test_ui_seed import seed_project
 
 JUDGMENTS = 100_000
 LABELS = 5_000

@@ -11,8 +11,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from sqlmodel import Session, select
@@ -147,6 +147,7 @@ def test_label_three_units_with_the_keyboard_and_find_them_after_reload(browser,
     page.keyboard.press("S")
     page.get_by_text("Criterion 2 of 2").wait_for()
     _ready(page)
+    page.locator("button:not([disabled])", has_text="Back").wait_for()
     page.keyboard.press("B")
     page.get_by_text("You skipped this before").wait_for()
     _ready(page)

@@ -116,9 +116,8 @@ def test_pairwise_swap_is_undone_when_saving(sqlite_engine: Engine) -> None:
 )
 def test_bad_labels_are_refused_and_nothing_is_written(sqlite_engine: Engine, kwargs: dict, message: str) -> None:
     seeded = seed_project(sqlite_engine)
-    with pytest.raises(InputError, match=message):
-        with session_scope(sqlite_engine) as s:
-            labeling.save_label(s, seeded.annotators["alice"], seeded.unit_ids[0], **kwargs)
+    with pytest.raises(InputError, match=message), session_scope(sqlite_engine) as s:
+        labeling.save_label(s, seeded.annotators["alice"], seeded.unit_ids[0], **kwargs)
     with Session(sqlite_engine) as s:
         assert s.exec(select(Label)).all() == []
 

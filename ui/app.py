@@ -8,9 +8,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run ui/app.py` from a source checkout
     sys.path.insert(0, str(ROOT))
 
-import streamlit as st  # noqa: E402
+import streamlit as st
 
-from ui import common  # noqa: E402
+from ui import common
 
 st.set_page_config(page_title="ownbench", page_icon=":material/balance:", layout="wide")
 

@@ -19,8 +19,8 @@ def ranking_status(url: str) -> list[str]:
     reports = common.optional("analysis.reports", "ranking_report")
     pairs = queries.golden_pairs(url)
     if reports is None:
-        return ["Rankings need the statistics module `analysis.reports`, which is not available in this "
-                "installation; labels are kept and will count once it is."]
+        return [("Rankings need the statistics module `analysis.reports`, which is not available in this "
+                 "installation; labels are kept and will count once it is.")]
     lines = []
     with Session(common.engine()) as s:
         for version_id, rubric_id, _n in pairs:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\2[^\n]*(?:\n|\Z)|\Z)", re.S | re.M)
-_INLINE_CODE = re.compile(r"(`+)(?:.+?)\1", re.S)
+_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\2[^\n]*(?:\n|\Z)|\Z)", re.DOTALL | re.MULTILINE)
+_INLINE_CODE = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
 _TITLE = r"(?:\s+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?"
 _PROSE = re.compile(
     r"(?P<img>!\[(?P<alt>[^\]\n]*)\](?:\((?P<src>[^)\s]*)" + _TITLE + r"\s*\)|\[[^\]\n]*\])?)"
@@ -20,7 +20,7 @@ _PROSE = re.compile(
     r"|(?P<auto><(?P<aurl>[a-zA-Z][a-zA-Z0-9+.-]{1,31}:[^>\s]*)>)"
     r"|(?P<bare>\b(?:https?://|ftp://|www\.)[^\s<>()\[\]`]+)"
     r"|(?P<refdef>^[ ]{0,3}\[(?P<ref>[^\]\n]+)\]:)",
-    re.M,
+    re.MULTILINE,
 )
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~])")
 

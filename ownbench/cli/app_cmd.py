@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -57,7 +56,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Sampling seed."),
         no_judge: bool = typer.Option(False, "--no-judge", help="Do not start a judge run."),
         json_out: bool = typer.Option(False, "--json", help="Print what was built as JSON."),
-        work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Where to write prepared files."),
+        work_dir: Path | None = typer.Option(None, "--work-dir", help="Where to write prepared files."),
     ) -> None:
         """Build a project from real Chatbot Arena prompts and recorded answers shipped here, then open the app."""
         from ownbench import settings

@@ -10,7 +10,7 @@ import streamlit as st
 from sqlmodel import Session
 
 from storage.errors import InputError
-from ui import common, queries, report_view
+from ui import common, queries
 from ui.gate import pair_title
 
 st.title("Rankings")

@@ -55,10 +55,9 @@ def jobs_panel() -> None:
                 if job.get("message"):
                     st.caption(job["message"])
             with action:
-                if running and not job["cancel_requested"]:
-                    if st.button("Cancel", key=f"cancel-{job['id']}"):
-                        jobs.cancel(eng, job["id"])
-                        st.rerun(scope="fragment")
+                if running and not job["cancel_requested"] and st.button("Cancel", key=f"cancel-{job['id']}"):
+                    jobs.cancel(eng, job["id"])
+                    st.rerun(scope="fragment")
             tail = jobs.log_tail(job["id"])
             if tail:
                 with st.expander("Log"):
