@@ -5,6 +5,10 @@ nonce (`<output-3f9a…>` … `</output-3f9a…>`), and any tag-like text inside
 is escaped (`<output` → `&lt;output`). The nonce is derived from the prompt's own content, so it is stable
 (the gateway's cache works, a prompt can be reproduced) yet cannot be predicted by the text it encloses: to
 forge the closing tag an output would have to contain the hash of itself.
+
+The system message holds no nonce and no untrusted text (the rubric's own examples are fenced with a code
+derived from the rubric), so it is identical for every unit of a criterion: providers and llama.cpp reuse the
+computed prefix, which makes judging cheaper and, on a local model, several times faster.
 """
 from __future__ import annotations
 
@@ -142,6 +146,7 @@ def render_prompt(
     conversation = conversation_text(messages)
     examples = [ex.input + "\x00" + ex.output + "\x00" + (ex.reference or "") for ex in crit.examples]
     nonce = make_nonce(tmpl.hash, conversation, reference, output, output_b, *examples)
+    example_nonce = make_nonce(tmpl.hash, crit.model_dump_json())
     levels = sorted((crit.levels or {}).items(), key=lambda kv: int(kv[0]))
     context: dict[str, Any] = {
         "rubric": rubric,
@@ -151,6 +156,7 @@ def render_prompt(
         "reference": reference,
         "nonce": nonce,
         "block": _block_fn(nonce),
+        "example_block": _block_fn(example_nonce),
     }
     if mode == "pairwise":
         context.update(output_1=output, output_2=output_b)

@@ -127,3 +127,16 @@ def test_escape_leaves_ordinary_text_alone() -> None:
     assert escape_untrusted("a < b, x<y, <b>bold</b>") == "a < b, x<y, <b>bold</b>"
     assert escape_untrusted("<Output-1>") == "&lt;Output-1>"
     assert escape_untrusted(text) == text  # '<outputs>' and '<input_file>' are not our tags
+
+
+def test_system_message_is_the_same_for_every_unit_of_a_criterion() -> None:
+    """No nonce and no untrusted text in the system message: providers and llama.cpp can reuse the prefix."""
+    rubric = load_rubric(RUBRICS / "helpfulness.yaml")
+    a = render_prompt(rubric, "helpfulness", messages=CONVERSATION, output="No.")
+    b = render_prompt(rubric, "helpfulness", messages=[{"role": "user", "content": "Hi"}], output="Hello!")
+    assert a.nonce != b.nonce
+    assert a.messages[0] == b.messages[0]
+    assert a.nonce not in a.messages[0]["content"] and user_text(a).startswith(f"Tag code: {a.nonce}")
+    pa = render_prompt(rubric, "helpfulness", messages=CONVERSATION, output="x", output_b="y", mode="pairwise")
+    pb = render_prompt(rubric, "helpfulness", messages=CONVERSATION, output="y", output_b="x", mode="pairwise")
+    assert pa.messages[0] == pb.messages[0] and pa.nonce not in pa.messages[0]["content"]
