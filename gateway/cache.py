@@ -22,6 +22,17 @@ def cache_get(engine: Engine, request_hash: str) -> dict[str, Any] | None:
     return row[0] if row is not None else None
 
 
+def cache_get_many(engine: Engine, request_hashes: list[str], chunk: int = 500) -> dict[str, dict[str, Any]]:
+    """The stored answers among `request_hashes`, in one query per `chunk` hashes."""
+    found: dict[str, dict[str, Any]] = {}
+    with engine.connect() as conn:
+        for i in range(0, len(request_hashes), chunk):
+            part = request_hashes[i:i + chunk]
+            rows = conn.execute(select(_table.c.request_hash, _table.c.response).where(_table.c.request_hash.in_(part)))
+            found.update({h: r for h, r in rows})
+    return found
+
+
 def cache_put(engine: Engine, request_hash: str, model: str, entry: dict[str, Any]) -> None:
     """Store a successful answer; a concurrent writer of the same request wins, which is equally right."""
     if engine.dialect.name == "postgresql":

@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from gateway.cache import cache_get, cache_put
+from gateway.cache import cache_get, cache_get_many, cache_put
 from gateway.limits import Limiter
 from gateway.pricing import cost_usd, per_token_prices
 from gateway.routing import key_env_name, read_key, redact, uses_light_path
@@ -113,6 +113,7 @@ class Gateway:
         self._limiters: dict[tuple, Limiter] = {}
         self._sessions: dict[int, Any] = {}  # one aiohttp session (connection pool) per event loop
         self._headers: dict[tuple, dict[str, str]] = {}
+        self._prefetched: dict[str, dict | None] = {}  # request hash → cached entry (None: known not cached)
 
     # --- public ---------------------------------------------------------------------------------------------
 
@@ -127,12 +128,26 @@ class Gateway:
     def cache_key(self, cfg: ModelConfig, messages: list[dict], **extra: Any) -> str:
         return request_key(cfg, messages, extra)
 
+    def prefetch(self, cfg: ModelConfig, requests: list[list[dict]], **extra: Any) -> int:
+        """Look up a batch of requests about to be made in one query, so that each call skips its own lookup
+        (one blocking query per call is what costs most when hundreds of calls a second are in flight).
+        Returns how many are already cached."""
+        if not self.use_cache or not requests:
+            return 0
+        keys = [request_key(cfg, messages, extra) for messages in requests]
+        hits = cache_get_many(self.engine, keys)  # type: ignore[arg-type]
+        self._prefetched.update({k: hits.get(k) for k in keys})
+        return len(hits)
+
     async def complete(self, cfg: ModelConfig, messages: list[dict], **extra: Any) -> CallResult:
         """One chat completion. Never raises for provider failures: the result says what went wrong."""
         rhash = request_key(cfg, messages, extra)
         prices = self.prices(cfg)
         if self.use_cache:
-            entry = cache_get(self.engine, rhash)  # type: ignore[arg-type]
+            if rhash in self._prefetched:
+                entry = self._prefetched.pop(rhash)
+            else:
+                entry = cache_get(self.engine, rhash)  # type: ignore[arg-type]
             if entry is not None:
                 return self._result(entry["body"], prices, entry.get("latency_ms"), entry.get("ttft_ms"),
                                     attempts=0, rhash=rhash, cached=True)

@@ -282,6 +282,7 @@ async def execute_run(
     with engine.connect() as conn:
         previous_errors = set(conn.execute(
             sa_select(_out.c.item_id).where(_out.c.run_id == run_id, _out.c.error.is_not(None))).scalars())
+    gw.prefetch(cfg, [messages for _, messages in items])
     watcher = asyncio.create_task(watch_job()) if job_id is not None else None
     try:
         n = max(1, min(cfg.max_concurrency, len(items)))

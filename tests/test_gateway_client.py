@@ -174,6 +174,26 @@ def test_cache_hit_makes_no_request(path: str, loopback: LoopbackServer, sqlite_
     assert not other.cached and loopback.request_count == 3  # extra fields are part of the key
 
 
+def test_prefetched_batch_serves_hits_and_calls_the_rest(loopback: LoopbackServer, sqlite_engine) -> None:
+    cfg = cfg_for(loopback)
+    other = [{"role": "user", "content": "And of Spain?"}]
+    first = call(gateway("direct", sqlite_engine), cfg, USER)
+    assert first.error is None and loopback.request_count == 1
+    gw = gateway("direct", sqlite_engine)
+    assert gw.prefetch(cfg, [USER, other]) == 1  # one of the two is already cached
+
+    async def both() -> list[CallResult]:
+        try:
+            return [await gw.complete(cfg, USER), await gw.complete(cfg, other)]
+        finally:
+            await gw.aclose()
+
+    hit, miss = asyncio.run(both())
+    assert hit.cached and hit.text == first.text
+    assert not miss.cached and miss.error is None and loopback.request_count == 2
+    assert call(gateway("direct", sqlite_engine), cfg, other).cached  # the new answer was stored
+
+
 def test_failed_calls_are_not_cached(loopback: LoopbackServer, sqlite_engine) -> None:
     loopback.queue_faults(["400"])
     bad = call(gateway("direct", sqlite_engine), cfg_for(loopback), USER)
