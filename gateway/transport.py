@@ -209,7 +209,8 @@ def _litellm_error(exc: Exception, timeout_s: float) -> ProviderError:
         return ProviderError("auth", f"HTTP {status or 401}: {message}", status or 401)
     if any(sign in message for sign in ("JSONDecodeError", "Expecting ", "Unterminated string", "Extra data")):
         return ProviderError("malformed", f"the answer is not JSON: {message}", status)
-    if "APIConnectionError" in names:
+    # LiteLLM sometimes wraps the OpenAI SDK's connection error as an InternalServerError (status 500)
+    if "APIConnectionError" in names or message.rstrip(".").endswith("Connection error"):
         return ProviderError("connection", message, status, retry_after)
     if {"BadRequestError", "NotFoundError", "UnprocessableEntityError", "ContextWindowExceededError",
             "ContentPolicyViolationError", "UnsupportedParamsError"} & names:

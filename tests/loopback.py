@@ -259,6 +259,9 @@ class LoopbackServer:
         rid = f"chatcmpl-loop{self.request_count}"
         model = body.get("model") or self.model
 
+        if self.record:  # before the answer leaves: a client may read `served` the moment it has it
+            with self._lock:
+                self.served.append({"content": content, "tool_calls": tool_calls, "usage": usage})
         if body.get("stream"):
             resp = await self._stream(request, rid, created, model, content, tool_calls, finish, usage)
         else:
@@ -274,9 +277,6 @@ class LoopbackServer:
                 "usage": usage,
             }
             resp = web.Response(body=json.dumps(payload).encode(), content_type="application/json")
-        if self.record:
-            with self._lock:
-                self.served.append({"content": content, "tool_calls": tool_calls, "usage": usage})
         return resp
 
     async def _stream(

@@ -1,4 +1,4 @@
-"""The app in a real browser: Debian's chromium driven by Playwright against `streamlit run ui/app.py`.
+"""The app in a real browser: Debian's chromium driven by Playwright against the app as `ownbench app` serves it.
 
 The database is seeded with SIMULATED judgments and golden assignments (tests/test_ui_seed.py); the labels
 are made here, with the keyboard, as an annotator would.
@@ -43,7 +43,7 @@ def free_port() -> int:
 
 
 class AppServer:
-    """`streamlit run ui/app.py` on a free port against one database, stopped at the end."""
+    """The app as `ownbench app` serves it (`python -m ui.serve`) on a free port against one database."""
 
     def __init__(self, db_url: str, home: Path, extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
@@ -52,7 +52,7 @@ class AppServer:
         self.log = home / "streamlit.log"
         home.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "ui" / "app.py"), "--server.headless", "true",
+            [sys.executable, "-m", "ui.serve", "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
@@ -105,6 +105,9 @@ def seeded_app(tmp_path: Path) -> Iterator[tuple[AppServer, str, object]]:
 def _ready(page) -> None:  # type: ignore[no-untyped-def]
     """Wait until the step's buttons (and so their shortcuts) are on the page and the fragment is idle."""
     page.get_by_role("button", name="Skip").wait_for()
+    # The status widget shows only after a delay, so it can still be hidden while a run is under way;
+    # the app root's script state is what says the page is idle (a key pressed mid-run may be lost).
+    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for()
     page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden")
 
 

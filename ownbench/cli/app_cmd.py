@@ -30,7 +30,7 @@ def serve(port: int, *, page: str = "", headless: bool = True, address: str = "l
     port = _free_port(port)
     url = f"http://{address}:{port}/{page}"
     console.print(f"ownbench app: [bold]{url}[/]  (Ctrl+C stops it)", highlight=False)
-    argv = [sys.executable, "-m", "streamlit", "run", str(APP_PATH), "--server.port", str(port),
+    argv = [sys.executable, "-m", "ui.serve", "--server.port", str(port),
             "--server.address", address, "--server.headless", "true" if headless else "false",
             "--browser.gatherUsageStats", "false"]
     try:
