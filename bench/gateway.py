@@ -10,6 +10,8 @@ per call (process CPU time over the timed window / calls). Clients:
 
 - ownbench direct: `Gateway.complete` on `openai/<name>` + api_base (the direct aiohttp path), no database;
 - ownbench direct + cache: the same with the SQLite cache (one lookup and one insert per call);
+- ownbench run: a whole candidate run over a frozen version of N items (`gateway.runs.run_candidate`: one
+  cache lookup for the batch, every output committed to SQLite as it arrives, the cache written per answer);
 - ownbench via litellm: `Gateway(direct=False)`, the path every non-OpenAI-compatible provider takes;
 - litellm.acompletion and openai.AsyncOpenAI: the plain libraries, limited by an asyncio.Semaphore.
 
@@ -29,8 +31,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIENTS = ["ownbench direct", "ownbench direct + cache", "ownbench via litellm", "litellm.acompletion",
-           "openai.AsyncOpenAI"]
+CLIENTS = ["ownbench direct", "ownbench direct + cache", "ownbench run", "ownbench via litellm",
+           "litellm.acompletion", "openai.AsyncOpenAI"]
 
 
 def free_port() -> int:
@@ -41,6 +43,30 @@ def free_port() -> int:
 
 def messages(i: int) -> list[dict]:
     return [{"role": "user", "content": f"benchmark prompt number {i}: say something short"}]
+
+
+def run_whole(url: str, calls: int, concurrency: int, warmup: int) -> dict:
+    """A candidate run as `ownbench run` makes it, timed from start to the last committed output."""
+    from evalsets.freeze import ItemDraft, freeze
+    from gateway.candidates import CandidateSpec
+    from gateway.client import Gateway
+    from gateway.runs import run_candidate
+    from storage.db import make_engine, session_scope
+
+    engine = make_engine(f"sqlite:///{tempfile.mkdtemp()}/bench.db")
+    spec = CandidateSpec(name="bench", model="openai/bench-model", api_base=url, concurrency=concurrency,
+                         max_attempts=1, input_price_per_mtok=1.0, output_price_per_mtok=2.0)
+    ids = []
+    for name, n in (("warmup", warmup), ("bench", calls)):
+        drafts = [ItemDraft(f"{name}-{i}", messages(i if name == "bench" else -1 - i)) for i in range(n)]
+        with session_scope(engine) as s:
+            ids.append(freeze(s, name, drafts).id)
+    gw = Gateway(engine)
+    run_candidate(engine, spec, ids[0], gateway=gw)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    summary = run_candidate(engine, spec, ids[1], gateway=gw)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"wall_s": wall, "cpu_s": cpu, "ok": summary.progress.outputs}
 
 
 async def run_client(client: str, url: str, calls: int, concurrency: int, warmup: int) -> dict:
@@ -97,7 +123,10 @@ async def run_client(client: str, url: str, calls: int, concurrency: int, warmup
 
 def worker(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
-    result = asyncio.run(run_client(args.worker, args.url, args.calls, args.concurrency[0], args.warmup))
+    if args.worker == "ownbench run":
+        result = run_whole(args.url, args.calls, args.concurrency[0], args.warmup)
+    else:
+        result = asyncio.run(run_client(args.worker, args.url, args.calls, args.concurrency[0], args.warmup))
     print(json.dumps(result))
 
 

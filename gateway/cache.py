@@ -35,18 +35,28 @@ def cache_get_many(engine: Engine, request_hashes: list[str], chunk: int = 500) 
 
 def cache_put(engine: Engine, request_hash: str, model: str, entry: dict[str, Any]) -> None:
     """Store a successful answer; a concurrent writer of the same request wins, which is equally right."""
+    cache_put_many(engine, [(request_hash, model, entry)])
+
+
+def cache_put_many(engine: Engine, entries: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Store answers (request hash, model, entry) in one transaction; existing hashes are left as they are."""
+    if not entries:
+        return
     if engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif engine.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - other backends fall back to insert-and-ignore-duplicates
         insert = None
-    values = {"request_hash": request_hash, "model": model, "response": entry, "created_at": utcnow()}
+    now = utcnow()
+    rows = [{"request_hash": h, "model": m, "response": e, "created_at": now} for h, m, e in entries]
     with engine.begin() as conn:
         if insert is not None:
-            conn.execute(insert(_table).values(**values).on_conflict_do_nothing(index_elements=["request_hash"]))
+            conn.execute(insert(_table).values(rows).on_conflict_do_nothing(index_elements=["request_hash"]))
         else:
-            try:
-                conn.execute(_table.insert().values(**values))
-            except IntegrityError:
-                pass
+            for row in rows:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(_table.insert().values(**row))
+                except IntegrityError:
+                    pass

@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from gateway.cache import cache_get, cache_get_many, cache_put
+from gateway.cache import cache_get, cache_get_many, cache_put_many
 from gateway.limits import Limiter
 from gateway.pricing import cost_usd, per_token_prices
 from gateway.routing import key_env_name, read_key, redact, uses_light_path
@@ -114,6 +114,13 @@ class Gateway:
         self._sessions: dict[int, Any] = {}  # one aiohttp session (connection pool) per event loop
         self._headers: dict[tuple, dict[str, str]] = {}
         self._prefetched: dict[str, dict | None] = {}  # request hash → cached entry (None: known not cached)
+        # Answers not yet written to the cache, written in batches (at most `cache_batch` answers or
+        # `cache_flush_s` old): a commit per answer was a large part of the per-call cost at hundreds of calls
+        # a second, while a slow provider still gets each answer written within a second. A crash loses at
+        # most that second, and runs and judge runs never ask again for what they stored themselves.
+        self._unwritten: dict[str, tuple[str, dict]] = {}
+        self.cache_batch, self.cache_flush_s = 64, 1.0
+        self._flushed_at = time.monotonic()
 
     # --- public ---------------------------------------------------------------------------------------------
 
@@ -144,7 +151,9 @@ class Gateway:
         rhash = request_key(cfg, messages, extra)
         prices = self.prices(cfg)
         if self.use_cache:
-            if rhash in self._prefetched:
+            if rhash in self._unwritten:
+                entry = self._unwritten[rhash][1]
+            elif rhash in self._prefetched:
                 entry = self._prefetched.pop(rhash)
             else:
                 entry = cache_get(self.engine, rhash)  # type: ignore[arg-type]
@@ -195,8 +204,10 @@ class Gateway:
                 if limiter.tpm is not None and result.prompt_tokens is not None:
                     limiter.tpm.adjust((result.prompt_tokens + (result.completion_tokens or 0)) - est)
                 if self.use_cache:
-                    cache_put(self.engine, rhash, cfg.model,  # type: ignore[arg-type]
-                              {"body": body, "latency_ms": latency, "ttft_ms": ttft})
+                    self._unwritten[rhash] = (cfg.model, {"body": body, "latency_ms": latency, "ttft_ms": ttft})
+                    if (len(self._unwritten) >= self.cache_batch
+                            or time.monotonic() - self._flushed_at >= self.cache_flush_s):
+                        self.flush_cache()
                 return result
             finally:
                 limiter.release()
@@ -209,7 +220,16 @@ class Gateway:
         assert last is not None
         return self._failed(rhash, attempts, last.kind, self._describe(cfg, last, attempts, key))
 
+    def flush_cache(self) -> None:
+        """Write the answers received since the last flush to the cache (also done by `aclose`)."""
+        self._flushed_at = time.monotonic()
+        if self._unwritten and self.engine is not None:
+            entries = [(h, model, entry) for h, (model, entry) in self._unwritten.items()]
+            self._unwritten = {}
+            cache_put_many(self.engine, entries)
+
     async def aclose(self) -> None:
+        self.flush_cache()
         loop_id = id(asyncio.get_running_loop())
         session = self._sessions.pop(loop_id, None)
         if session is not None:
