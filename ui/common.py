@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -64,6 +65,19 @@ def optional(module: str, *names: str) -> Any | None:
 
 def missing(what: str, module: str) -> None:
     st.info(f"{what} is not available in this installation: `{module}` is missing.", icon="ℹ️")
+
+
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def secret_env() -> dict[str, str]:
+    """Top-level `NAME = "value"` entries of `.streamlit/secrets.toml` (e.g. OPENAI_API_KEY): handed to
+    background runs as environment variables, the same way the CLI reads keys; never stored or shown."""
+    try:
+        items = dict(st.secrets)
+    except Exception:  # noqa: BLE001 - no secrets file is the normal case
+        return {}
+    return {k: v for k, v in items.items() if isinstance(v, str) and _ENV_NAME.match(k)}
 
 
 def show_input_error(exc: InputError) -> None:

@@ -31,15 +31,18 @@ def log_dir() -> Path:
     return home / "jobs"
 
 
-def start(engine: Engine, kind: str, args: list[str]) -> int:
-    """Create the job, then start `ownbench <args> --job ID` detached; returns the job id."""
+def start(engine: Engine, kind: str, args: list[str], secrets: dict[str, str] | None = None) -> int:
+    """Create the job, then start `ownbench <args> --job ID` detached; returns the job id.
+
+    `secrets` (provider keys from `.streamlit/secrets.toml`) reach the process as environment variables only,
+    never its arguments, the job row or its log; a variable already set in the environment wins."""
     job_id = create_job(engine, kind, {"argv": list(args)})
     argv = [*CLI, *args, "--job", str(job_id)]
     log_dir().mkdir(parents=True, exist_ok=True)
     log_path = log_dir() / f"job-{job_id}.log"
     with log_path.open("ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=str(ROOT), env=os.environ.copy())
+                                start_new_session=True, cwd=str(ROOT), env={**(secrets or {}), **os.environ})
     update_job(engine, job_id, pid=proc.pid, message=f"started (pid {proc.pid})")
     return job_id
 

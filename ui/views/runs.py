@@ -85,7 +85,7 @@ with start_run:
                 args = ["run", "--set", _version_ref(vid), "--candidate", cand]
                 if max_cost > 0:
                     args += ["--max-cost", str(max_cost)]
-                job_id = jobs.start(eng, "run", args)
+                job_id = jobs.start(eng, "run", args, secrets=common.secret_env())
                 st.success(f"Started job {job_id}; it goes on if you close this page.")
 
 with start_judge:
@@ -100,6 +100,9 @@ with start_judge:
             rid = common.pick("Rubric version", rubrics, key="judge-rubric")
             model = st.text_input("Judge model (LiteLLM string)", value=env_judge.get("model", ""))
             api_base = st.text_input("API base (optional)", value=env_judge.get("api_base", ""))
+            key_env = st.text_input("API key variable (optional)", value=env_judge.get("api_key_env", ""),
+                                    help="The NAME of the environment variable or `.streamlit/secrets.toml` "
+                                         "entry holding the judge's key; the key itself is never stored.")
             limit = st.number_input("Only the first N items (0 = all)", min_value=0, value=0, step=10)
             if st.form_submit_button("Start judge run", type="primary"):
                 if not model.strip():
@@ -109,11 +112,11 @@ with start_judge:
                             "--judge", model.strip()]
                     if api_base.strip():
                         args += ["--api-base", api_base.strip()]
-                    if env_judge.get("api_key_env"):
-                        args += ["--api-key-env", env_judge["api_key_env"]]
+                    if key_env.strip():
+                        args += ["--api-key-env", key_env.strip()]
                     if limit:
                         args += ["--limit", str(int(limit))]
-                    job_id = jobs.start(eng, "judge", args)
+                    job_id = jobs.start(eng, "judge", args, secrets=common.secret_env())
                     st.success(f"Started job {job_id}; it goes on if you close this page.")
 
 st.subheader("Background runs")
