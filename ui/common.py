@@ -2,12 +2,10 @@
 picking a version / rubric, and a plain way to say that a part of ownbench is not available."""
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import streamlit as st
 from sqlalchemy.engine import Engine, make_url
@@ -52,19 +50,6 @@ def session() -> Iterator[Session]:
 
     with session_scope(engine()) as s:
         yield s
-
-
-def optional(module: str, *names: str) -> Any | None:
-    """A module of another part of ownbench, or None when it (or one of `names`) is not there."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    return mod if all(hasattr(mod, n) for n in names) else None
-
-
-def missing(what: str, module: str) -> None:
-    st.info(f"{what} is not available in this installation: `{module}` is missing.", icon="ℹ️")
 
 
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from analysis import reports
 from storage.models import EvalSet, EvalSetVersion, RubricVersion
 from ui import common, queries
 
@@ -16,11 +17,7 @@ def pair_title(s: Session, version_id: int, rubric_version_id: int) -> str:
 
 def ranking_status(url: str) -> list[str]:
     """One sentence per (version, rubric) with a golden subset: what still blocks its ranking, or that it is open."""
-    reports = common.optional("analysis.reports", "ranking_report")
     pairs = queries.golden_pairs(url)
-    if reports is None:
-        return [("Rankings need the statistics module `analysis.reports`, which is not available in this "
-                 "installation; labels are kept and will count once it is.")]
     lines = []
     with Session(common.engine()) as s:
         for version_id, rubric_id, _n in pairs:
@@ -32,8 +29,8 @@ def ranking_status(url: str) -> list[str]:
                 continue
             withheld = getattr(report, "withheld", None) or {}
             if withheld:
-                reasons = "; ".join(f"{crit}: " + " ".join(map(str, why)) for crit, why in withheld.items())
-                lines.append(f"{title}: rankings are withheld. {reasons}")
+                reasons = "; ".join(str(why) for whys in withheld.values() for why in whys)
+                lines.append(f"{title}: rankings are withheld: {reasons}.")
             else:
                 lines.append(f"{title}: rankings are unlocked; see the **Rankings** page.")
     return lines or ["Label the golden subset on the **Label** page."]

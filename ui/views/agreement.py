@@ -8,7 +8,7 @@ import streamlit as st
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from analysis import labeling
+from analysis import golden, labeling, reports
 from storage.errors import InputError
 from storage.models import Annotator, GoldenUnit, Item, Judgment, Label, Output
 from ui import common, queries, report_view
@@ -39,31 +39,27 @@ with Session(eng) as s:
     progress = [p for t in task_list for p in labeling.progress_all(s, t)]
 
 with st.expander(f"Golden subset: {n_units} units drawn", expanded=n_units == 0):
-    golden = common.optional("analysis.golden", "select_golden")
-    if golden is None:
-        common.missing("Drawing a golden subset", "analysis.golden")
-    else:
-        with st.form("draw-golden"):
-            c1, c2, c3 = st.columns(3)
-            n = c1.number_input("Units to draw", min_value=1, value=60, step=10)
-            k = c2.number_input("Annotators per unit (k)", min_value=1, value=2)
-            seed = c3.number_input("Seed", min_value=0, value=0)
-            names = st.text_input("Annotators (comma separated)",
-                                  value=", ".join(common.annotator_names(url)) or (common.current_annotator() or ""))
-            strategy = st.radio("Strategy", ["stratified", "uncertainty"], horizontal=True,
-                                help="Strata: candidate × judge verdict; uncertainty-first draws more where the judge "
-                                     "was unsure. Inclusion probabilities stay known either way.")
-            if st.form_submit_button("Draw and assign", type="primary"):
-                try:
-                    with common.session() as s:
-                        sel = golden.select_golden(
-                            s, version_id, rubric_id, judge_run_id, int(n), seed=int(seed), strategy=strategy,
-                            annotators=[x.strip() for x in names.split(",") if x.strip()], k=int(k))
-                    st.success(f"Drew {sel.created} units ({sel.total} in the subset, {sel.strata} strata); "
-                               f"{sel.assignments} assignments.")
-                    common.clear_read_caches()
-                except InputError as exc:
-                    common.show_input_error(exc)
+    with st.form("draw-golden"):
+        c1, c2, c3 = st.columns(3)
+        n = c1.number_input("Units to draw", min_value=1, value=60, step=10)
+        k = c2.number_input("Annotators per unit (k)", min_value=1, value=2)
+        seed = c3.number_input("Seed", min_value=0, value=0)
+        names = st.text_input("Annotators (comma separated)",
+                              value=", ".join(common.annotator_names(url)) or (common.current_annotator() or ""))
+        strategy = st.radio("Strategy", ["stratified", "uncertainty"], horizontal=True,
+                            help="Strata: candidate × judge verdict; uncertainty-first draws more where the judge "
+                                 "was unsure. Inclusion probabilities stay known either way.")
+        if st.form_submit_button("Draw and assign", type="primary"):
+            try:
+                with common.session() as s:
+                    sel = golden.select_golden(
+                        s, version_id, rubric_id, judge_run_id, int(n), seed=int(seed), strategy=strategy,
+                        annotators=[x.strip() for x in names.split(",") if x.strip()], k=int(k))
+                st.success(f"Drew {sel.created} units ({sel.total} in the subset, {sel.strata} strata); "
+                           f"{sel.assignments} assignments.")
+                common.clear_read_caches()
+            except InputError as exc:
+                common.show_input_error(exc)
     if progress:
         st.dataframe(pd.DataFrame([{
             "annotator": p.annotator, "assigned units": p.assigned_units, "done units": p.done_units,
@@ -71,22 +67,18 @@ with st.expander(f"Golden subset: {n_units} units drawn", expanded=n_units == 0)
             hide_index=True, width="stretch")
 
 # --- the report -------------------------------------------------------------------------------------------------
-reports = common.optional("analysis.reports", "agreement_report")
-if reports is None:
-    common.missing("The agreement report (kappa, alpha, bias diagnostics, Alt-Test)", "analysis.reports")
-else:
-    try:
-        with Session(eng) as s:
-            report = reports.agreement_report(s, version_id, rubric_id, judge_run_id)
-        data = report.to_dict()
-    except InputError as exc:
-        common.show_input_error(exc)
-        data = None
-    if data is not None:
-        st.subheader("Judge–human agreement")
-        report_view.show_agreement(data)
-        with st.expander("As Markdown (the same text as `ownbench agreement --markdown`)"):
-            st.code(report.to_markdown(), language="markdown")
+try:
+    with Session(eng) as s:
+        report = reports.agreement_report(s, version_id, rubric_id, judge_run_id)
+    data = report.to_dict()
+except InputError as exc:
+    common.show_input_error(exc)
+    data = None
+if data is not None:
+    st.subheader("Judge–human agreement")
+    report_view.show_agreement(data)
+    with st.expander("As Markdown (the same text as `ownbench agreement --markdown`)"):
+        st.code(report.to_markdown(), language="markdown")
 
 # --- disagreements ----------------------------------------------------------------------------------------------
 st.subheader("Where the judge and the humans differ")

@@ -10,6 +10,8 @@ import pandas as pd
 import streamlit as st
 from sqlmodel import Session, select
 
+from evalsets import ingest as ingest_mod
+from evalsets import versions as versions_mod
 from storage.errors import InputError
 from storage.models import EvalSet, EvalSetVersion, Item
 from ui import common
@@ -87,10 +89,7 @@ with diff_tab:
         c1, c2 = st.columns(2)
         a = c1.selectbox("From", list(labels), format_func=labels.get, key="diff-a")
         b = c2.selectbox("To", list(labels), format_func=labels.get, index=len(labels) - 1, key="diff-b")
-        versions_mod = common.optional("evalsets.versions", "diff_versions")
-        if versions_mod is None:
-            common.missing("The version diff", "evalsets.versions")
-        elif a != b:
+        if a != b:
             with Session(eng) as s:
                 d = versions_mod.diff_versions(s, s.get(EvalSetVersion, a), s.get(EvalSetVersion, b))
             st.markdown(f"**{d['from']['ref']}** ({d['from']['items']} items) → **{d['to']['ref']}** "
@@ -102,51 +101,47 @@ with diff_tab:
                     st.dataframe(pd.DataFrame(d[kind]), hide_index=True, width="stretch")
 
 with upload:
-    ingest_mod = common.optional("evalsets.ingest", "ingest", "IngestOptions")
-    if ingest_mod is None:
-        common.missing("Freezing from a file", "evalsets.ingest")
-    else:
-        from evalsets.readers import FORMATS, FieldMapping
+    from evalsets.readers import FORMATS, FieldMapping
 
-        with st.form("freeze-upload"):
-            files = st.file_uploader("Log files (JSONL, JSON, CSV/TSV, Parquet; .gz too)", accept_multiple_files=True)
-            name = st.text_input("Eval set name", placeholder="support-bot")
-            c1, c2, c3 = st.columns(3)
-            fmt = c1.selectbox("Format", ["auto", *FORMATS])
-            sample = c2.number_input("Sample (0 keeps all)", min_value=0, value=250)
-            seed = c3.number_input("Seed", min_value=0, value=0)
-            c4, c5, c6 = st.columns(3)
-            prompt_field = c4.text_input("Prompt field (optional)")
-            id_field = c5.text_input("Id field (optional)")
-            reference_field = c6.text_input("Reference field (optional)")
-            on_error = st.radio("Malformed records", ["fail", "skip"], horizontal=True)
-            redact = st.checkbox("Redact e-mails, phone numbers, keys …")
-            submitted = st.form_submit_button("Freeze", type="primary")
-        if submitted:
-            if not files:
-                st.error("Choose at least one file.")
-            else:
-                with tempfile.TemporaryDirectory() as tmp:
-                    paths = []
-                    for f in files:
-                        path = Path(tmp) / Path(f.name).name  # the file's own name: errors say file:line
-                        path.write_bytes(f.getvalue())
-                        paths.append(path)
-                    options = ingest_mod.IngestOptions(
-                        fmt=fmt, sample=int(sample), seed=int(seed), on_error=on_error, redact=redact,
-                        mapping=FieldMapping(prompt_field=prompt_field or None, id_field=id_field or None,
-                                             reference_field=reference_field or None))
-                    try:
-                        options.check()
-                        with common.session() as s:
-                            result = ingest_mod.ingest(s, paths, name.strip(), options)
-                            label = f"{name.strip()}@{result.version.number}"
-                            digest = result.version.content_hash
-                            count = result.version.item_count
-                        common.clear_read_caches()
-                        if result.created:
-                            st.success(f"Froze {label}: {count} items, hash {digest[:12]}")
-                        else:
-                            st.info(f"This content is already frozen as {label} (hash {digest[:12]}).")
-                    except InputError as exc:
-                        common.show_input_error(exc)
+    with st.form("freeze-upload"):
+        files = st.file_uploader("Log files (JSONL, JSON, CSV/TSV, Parquet; .gz too)", accept_multiple_files=True)
+        name = st.text_input("Eval set name", placeholder="support-bot")
+        c1, c2, c3 = st.columns(3)
+        fmt = c1.selectbox("Format", ["auto", *FORMATS])
+        sample = c2.number_input("Sample (0 keeps all)", min_value=0, value=250)
+        seed = c3.number_input("Seed", min_value=0, value=0)
+        c4, c5, c6 = st.columns(3)
+        prompt_field = c4.text_input("Prompt field (optional)")
+        id_field = c5.text_input("Id field (optional)")
+        reference_field = c6.text_input("Reference field (optional)")
+        on_error = st.radio("Malformed records", ["fail", "skip"], horizontal=True)
+        redact = st.checkbox("Redact e-mails, phone numbers, keys …")
+        submitted = st.form_submit_button("Freeze", type="primary")
+    if submitted:
+        if not files:
+            st.error("Choose at least one file.")
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                paths = []
+                for f in files:
+                    path = Path(tmp) / Path(f.name).name  # the file's own name: errors say file:line
+                    path.write_bytes(f.getvalue())
+                    paths.append(path)
+                options = ingest_mod.IngestOptions(
+                    fmt=fmt, sample=int(sample), seed=int(seed), on_error=on_error, redact=redact,
+                    mapping=FieldMapping(prompt_field=prompt_field or None, id_field=id_field or None,
+                                         reference_field=reference_field or None))
+                try:
+                    options.check()
+                    with common.session() as s:
+                        result = ingest_mod.ingest(s, paths, name.strip(), options)
+                        label = f"{name.strip()}@{result.version.number}"
+                        digest = result.version.content_hash
+                        count = result.version.item_count
+                    common.clear_read_caches()
+                    if result.created:
+                        st.success(f"Froze {label}: {count} items, hash {digest[:12]}")
+                    else:
+                        st.info(f"This content is already frozen as {label} (hash {digest[:12]}).")
+                except InputError as exc:
+                    common.show_input_error(exc)

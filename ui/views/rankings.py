@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 from sqlmodel import Session
 
+from analysis import reports
 from storage.errors import InputError
 from ui import common, queries
 from ui.gate import pair_title
@@ -17,10 +18,6 @@ st.title("Rankings")
 url = common.database_url()
 eng = common.engine()
 
-reports = common.optional("analysis.reports", "ranking_report")
-if reports is None:
-    common.missing("Rankings", "analysis.reports")
-    st.stop()
 judged = queries.judged_pairs(url)
 if not judged:
     st.info("Rankings need candidate runs, a judge run and a labeled golden subset. Start with the **Runs** page.")

@@ -8,6 +8,8 @@ from pathlib import Path
 import streamlit as st
 from sqlmodel import Session, select
 
+from judging import prompt as prompt_mod
+from judging import rubric as rubric_mod
 from storage.errors import InputError
 from storage.models import Item, Output, RubricVersion
 from ui import common
@@ -15,10 +17,6 @@ from ui import common
 st.title("Rubrics")
 url = common.database_url()
 eng = common.engine()
-rubric_mod = common.optional("judging.rubric", "validate_rubric_text", "store_rubric")
-if rubric_mod is None:
-    common.missing("The rubric editor", "judging.rubric")
-    st.stop()
 
 with Session(eng) as s:
     stored = s.exec(select(RubricVersion).order_by(RubricVersion.name, RubricVersion.id.desc())).all()  # type: ignore[union-attr]
@@ -57,11 +55,8 @@ with edit:
                 common.show_input_error(exc)
 
         st.subheader("Judge prompt preview")
-        prompt_mod = common.optional("judging.prompt", "render_prompt")
         versions = common.version_choices(url)
-        if prompt_mod is None:
-            common.missing("The judge prompt preview", "judging.prompt")
-        elif not versions:
+        if not versions:
             st.caption("Freeze an eval set to preview the prompt on one of its items.")
         else:
             c1, c2, c3 = st.columns(3)
