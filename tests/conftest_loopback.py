@@ -1,7 +1,6 @@
 """Pytest fixtures for the loopback OpenAI-compatible server (tests/loopback.py).
 
-Use them from a test module with `from tests.conftest_loopback import loopback  # noqa: F401`, or register this
-module once with `pytest_plugins = ["tests.conftest_loopback"]` in the top-level tests/conftest.py.
+The `loopback` fixture is registered for every test by tests/conftest.py.
 """
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from gateway.client import CallResult, Gateway, ModelConfig
-from tests.conftest_loopback import loopback  # noqa: F401 - fixture
 from tests.loopback import LoopbackServer
 
 PATHS = ["direct", "litellm"]

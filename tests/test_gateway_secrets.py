@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401 - registers every table
-from tests.conftest_loopback import freeze_items, loopback, ownbench_cli  # noqa: F401
+from tests.conftest_loopback import freeze_items, ownbench_cli
 from tests.loopback import LoopbackServer
 
 GOOD = "sk-proj-SENTINELgood-7c1e9a5b3d2f4e6a8b0c"

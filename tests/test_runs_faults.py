@@ -16,7 +16,7 @@ from gateway.candidates import CandidateSpec
 from gateway.client import Gateway
 from gateway.runs import run_candidate, run_totals
 from storage.models import Item, Output
-from tests.conftest_loopback import freeze_items, loopback  # noqa: F401
+from tests.conftest_loopback import freeze_items
 from tests.loopback import LoopbackServer
 
 KINDS = ["429", "500", "drop", "malformed", "timeout"]

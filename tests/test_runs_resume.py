@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session, select
 
 from storage.models import Item, Job, Output, Run
-from tests.conftest_loopback import OWNBENCH, freeze_items, loopback, ownbench_cli, write_candidates  # noqa: F401
+from tests.conftest_loopback import OWNBENCH, freeze_items, ownbench_cli, write_candidates
 from tests.loopback import LoopbackServer
 
 
