@@ -1,7 +1,6 @@
 """Where ownbench keeps its data: OWNBENCH_HOME (default ~/.ownbench) and OWNBENCH_DATABASE_URL."""
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,15 +8,18 @@ from sqlalchemy.engine import Engine
 
 
 def home() -> Path:
-    path = Path(os.environ.get("OWNBENCH_HOME") or Path.home() / ".ownbench").expanduser()
+    from storage.db import data_home
+
+    path = data_home()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def database_url() -> str:
-    from storage.db import env_url
+    from storage.db import configured_url
 
-    return env_url(home())
+    home()
+    return configured_url()
 
 
 @lru_cache(maxsize=8)

@@ -84,3 +84,13 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 def env_url(default_home: Path) -> str:
     return os.environ.get("OWNBENCH_DATABASE_URL") or sqlite_url(default_home)
+
+
+def data_home() -> Path:
+    """OWNBENCH_HOME, default ~/.ownbench: where the SQLite database, job logs and demo files live."""
+    return Path(os.environ.get("OWNBENCH_HOME") or Path.home() / ".ownbench").expanduser()
+
+
+def configured_url() -> str:
+    """The database the CLI and the app share: OWNBENCH_DATABASE_URL, else OWNBENCH_HOME/ownbench.db."""
+    return env_url(data_home())

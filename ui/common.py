@@ -20,12 +20,9 @@ QUERY_TTL = 10  # seconds: read queries are cached briefly; labeling never reads
 
 def database_url() -> str:
     """The same database as the CLI: OWNBENCH_DATABASE_URL, else OWNBENCH_HOME/ownbench.db."""
-    from pathlib import Path
+    from storage.db import configured_url
 
-    from storage.db import env_url
-
-    home = Path(os.environ.get("OWNBENCH_HOME") or Path.home() / ".ownbench").expanduser()
-    return env_url(home)
+    return configured_url()
 
 
 @st.cache_resource(show_spinner=False)

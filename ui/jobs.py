@@ -27,8 +27,9 @@ HOW_TO_CONFIGURE_JUDGE = (
 
 
 def log_dir() -> Path:
-    home = Path(os.environ.get("OWNBENCH_HOME") or Path.home() / ".ownbench").expanduser()
-    return home / "jobs"
+    from storage.db import data_home
+
+    return data_home() / "jobs"
 
 
 def start(engine: Engine, kind: str, args: list[str], secrets: dict[str, str] | None = None) -> int:

@@ -17,10 +17,9 @@ def warm() -> None:
     """Import the modules every page uses and bring the database to the latest schema."""
     import analysis.labeling  # noqa: F401
     import ui.render  # noqa: F401
-    from storage.db import make_engine
-    from ui.common import database_url
+    from storage.db import configured_url, make_engine
 
-    make_engine(database_url()).dispose()
+    make_engine(configured_url()).dispose()
 
 
 def main(argv: list[str]) -> None:
