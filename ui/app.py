@@ -18,7 +18,7 @@ st.set_page_config(page_title="ownbench", page_icon=":material/balance:", layout
 # then runs a page directly (without this router) when a deep link like /label is the first request.
 PAGES = Path(__file__).with_name("views")
 pages = [
-    st.Page(str(PAGES / "overview.py"), title="Overview", icon=":material/home:", url_path="overview", default=True),
+    st.Page(str(PAGES / "overview.py"), title="Overview", icon=":material/home:", default=True),  # served at /
     st.Page(str(PAGES / "eval_sets.py"), title="Eval sets", icon=":material/folder_open:", url_path="eval-sets"),
     st.Page(str(PAGES / "rubrics.py"), title="Rubrics", icon=":material/rule:", url_path="rubrics"),
     st.Page(str(PAGES / "runs.py"), title="Runs", icon=":material/play_circle:", url_path="runs"),
