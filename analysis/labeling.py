@@ -97,21 +97,28 @@ def annotator_by_name(session: Session, name: str) -> Annotator | None:
 
 def tasks_for(session: Session, annotator_id: int) -> list[LabelingTask]:
     """The golden subsets in which the annotator has assignments, largest first."""
-    rows = session.exec(
-        select(GoldenUnit.version_id, GoldenUnit.rubric_version_id, GoldenUnit.mode, func.count())
+    return sorted(_tasks(session, annotator_id), key=lambda t: (-t.assigned, t.title))
+
+
+def _tasks(session: Session, annotator_id: int | None) -> list[LabelingTask]:
+    """Golden subsets with assignments (of one annotator, or of anyone) and how many units each holds."""
+    query = (
+        select(GoldenUnit.version_id, GoldenUnit.rubric_version_id, GoldenUnit.mode,
+               func.count(func.distinct(GoldenUnit.id)))
         .join(GoldenAssignment, GoldenAssignment.golden_unit_id == GoldenUnit.id)
-        .where(GoldenAssignment.annotator_id == annotator_id)
         .group_by(GoldenUnit.version_id, GoldenUnit.rubric_version_id, GoldenUnit.mode)
-    ).all()
+    )
+    if annotator_id is not None:
+        query = query.where(GoldenAssignment.annotator_id == annotator_id)
     tasks = []
-    for version_id, rubric_id, mode, n in rows:
+    for version_id, rubric_id, mode, n in session.exec(query).all():
         version = session.get(EvalSetVersion, version_id)
         eval_set = session.get(EvalSet, version.eval_set_id) if version else None
         rubric = session.get(RubricVersion, rubric_id)
         title = f"{eval_set.name if eval_set else '?'}@{version.number if version else '?'} · "
         title += f"{rubric.name if rubric else '?'} ({rubric.content_hash[:8] if rubric else ''}) · {mode}"
-        tasks.append(LabelingTask(version_id, rubric_id, mode, title, int(n)))
-    return sorted(tasks, key=lambda t: (-t.assigned, t.title))
+        tasks.append(LabelingTask(int(version_id), int(rubric_id), str(mode), title, int(n)))
+    return tasks
 
 
 def criteria_of(rubric: RubricVersion) -> list[dict[str, Any]]:
@@ -408,17 +415,4 @@ def progress_all(session: Session, task: LabelingTask) -> list[Progress]:
 
 def all_tasks(session: Session) -> list[LabelingTask]:
     """Every golden subset with assignments (for overviews), whoever the annotator."""
-    rows = session.exec(
-        select(GoldenUnit.version_id, GoldenUnit.rubric_version_id, GoldenUnit.mode, func.count(func.distinct(GoldenUnit.id)))
-        .join(GoldenAssignment, GoldenAssignment.golden_unit_id == GoldenUnit.id)
-        .group_by(GoldenUnit.version_id, GoldenUnit.rubric_version_id, GoldenUnit.mode)
-    ).all()
-    out = []
-    for version_id, rubric_id, mode, n in rows:
-        version = session.get(EvalSetVersion, version_id)
-        eval_set = session.get(EvalSet, version.eval_set_id) if version else None
-        rubric = session.get(RubricVersion, rubric_id)
-        title = f"{eval_set.name if eval_set else '?'}@{version.number if version else '?'} · "
-        title += f"{rubric.name if rubric else '?'} ({rubric.content_hash[:8] if rubric else ''}) · {mode}"
-        out.append(LabelingTask(int(version_id), int(rubric_id), str(mode), title, int(n)))
-    return out
+    return _tasks(session, None)
