@@ -106,6 +106,7 @@ def test_label_page_without_assignments_says_what_to_do(sqlite_engine: Engine) -
     seed_project(sqlite_engine)
     at = page("label", annotator="carol")
     assert "No golden units are assigned to carol" in at.info[0].value
+    assert "`ownbench golden select`" in at.info[0].value  # a command that exists
     at = page("label")
     assert "Pick your name" in at.info[0].value
 

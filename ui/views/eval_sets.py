@@ -1,5 +1,5 @@
 """Eval sets: versions with hash, size and sampling report; an item browser with search; the diff between two
-versions; freezing a new version from an upload with the same readers and errors as `ownbench sets ingest`."""
+versions; freezing a new version from an upload with the same readers and errors as `ownbench ingest`."""
 from __future__ import annotations
 
 import tempfile

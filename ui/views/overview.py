@@ -24,7 +24,7 @@ for col, (label, key) in zip(row2, [("Judge runs", "judge runs"), ("Judgments", 
 
 st.subheader("Next step")
 if c["versions"] == 0:
-    st.info("Freeze an eval set from your logs on the **Eval sets** page (or `ownbench sets freeze`); "
+    st.info("Freeze an eval set from your logs on the **Eval sets** page (or `ownbench ingest`); "
             "`ownbench demo` builds one from real Chatbot Arena prompts.")
 elif c["runs"] == 0:
     st.info("Run at least two candidates on the eval set from the **Runs** page (or `ownbench run`).")
