@@ -25,8 +25,10 @@ _PROSE = re.compile(
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~])")
 
 
-def _escape(text: str) -> str:
+def escape_markdown(text: str) -> str:
+    """`text` shown literally where Streamlit renders markdown (names, reasons): no emphasis, links or HTML."""
     return _MD_SPECIAL.sub(r"\\\1", text)
+
 
 
 def _code(text: str) -> str:
@@ -39,7 +41,7 @@ def _prose(segment: str) -> str:
     def repl(m: re.Match[str]) -> str:
         if m.group("img") is not None:
             src = m.group("src")
-            alt = _escape(m.group("alt") or "image")
+            alt = escape_markdown(m.group("alt") or "image")
             return f"\\[image not loaded: {alt}\\]" + (f" {_code(src)}" if src else "")
         if m.group("link") is not None:
             text = _prose(m.group("text") or "")
@@ -48,7 +50,7 @@ def _prose(segment: str) -> str:
             return _code(m.group("aurl"))
         if m.group("bare") is not None:
             return _code(m.group("bare"))
-        return "\\[" + _escape(m.group("ref")) + "\\]:"
+        return "\\[" + escape_markdown(m.group("ref")) + "\\]:"
 
     out = _PROSE.sub(repl, segment)
     # a safety net for anything the patterns above did not take apart: no image syntax, no tag

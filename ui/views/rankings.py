@@ -13,6 +13,7 @@ from analysis import reports
 from storage.errors import InputError
 from ui import common, queries
 from ui.gate import pair_title
+from ui.render import escape_markdown
 
 st.title("Rankings")
 url = common.database_url()
@@ -46,9 +47,11 @@ def show_criterion(c: dict[str, Any]) -> pd.DataFrame | None:
         st.info(c["note"])
         return None
     if c.get("withheld"):
-        st.warning("**Ranking withheld.** " + " ".join(str(w) for w in c["withheld"]), icon="🔒")
-        st.caption("A ranking is shown only once judge–human agreement and the number of golden labels pass the "
-                   "configured gate: label more on the **Label** page and watch the **Agreement** page.")
+        reasons = "\n".join(f"- {escape_markdown(str(w))}" for w in c["withheld"])
+        st.warning("**Ranking withheld.**\n\n" + reasons, icon="🔒")
+        st.caption("A calibrated ranking is shown once each criterion has enough golden labels, spread over every "
+                   "candidate: label more on the **Label** page. Judge–human agreement (see **Agreement**) does not "
+                   "hold it back; it decides whether judge-only numbers may be shown beside it.")
         return None
     rows = c.get("rows") or []
     if not rows:
