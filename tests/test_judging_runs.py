@@ -213,12 +213,16 @@ def test_cli_judges_resumes_and_exports(sqlite_engine, server: LoopbackServer, t
     assert [r["name"] for r in json.loads(listed.stdout)["stored"]] == ["helpfulness"]
 
 
-def test_cli_bad_usage_exits_2_with_a_clear_message(sqlite_engine, server: LoopbackServer) -> None:  # type: ignore[no-untyped-def]
+def test_cli_bad_usage_exits_2_with_a_clear_message(sqlite_engine, server: LoopbackServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = str(sqlite_engine.url)
     seeded(sqlite_engine, n_items=1)
-    bad_rubric = cli("judge", "--set", "arena@1", "--rubric", str(ROOT / "tests/fixtures/rubrics/bad_type.yaml"),
-                     env_url=url)
-    assert bad_rubric.returncode == 2 and "bad_type.yaml:6: criteria[0].type" in bad_rubric.stderr
+    # A long path would push the location past the terminal width; it must still print on one line.
+    deep = tmp_path / ("rubrics-kept-in-a-folder-with-a-long-name" * 2)
+    deep.mkdir()
+    (deep / "bad_type.yaml").write_text((ROOT / "tests/fixtures/rubrics/bad_type.yaml").read_text())
+    bad_rubric = cli("judge", "--set", "arena@1", "--rubric", str(deep / "bad_type.yaml"), env_url=url)
+    assert bad_rubric.returncode == 2
+    assert f"{deep / 'bad_type.yaml'}:6: criteria[0].type: 'ordnal' is not one of" in bad_rubric.stderr
     assert "did you mean 'ordinal'?" in bad_rubric.stderr
     no_set = cli("judge", "--set", "nope@1", "--rubric", str(RUBRICS / "helpfulness.yaml"), env_url=url)
     assert no_set.returncode == 2 and "no eval set version 'nope@1'" in no_set.stderr

@@ -23,12 +23,14 @@ for group in (sets, runs, judge, analysis, app_cmd):
 def main() -> None:
     from storage.errors import InputError
 
+    from rich.markup import escape
+
     from ownbench.cli.common import err_console
 
     try:
         app()
     except InputError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, highlight=False)
         sys.exit(2)
 
 

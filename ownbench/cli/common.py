@@ -12,7 +12,8 @@ if TYPE_CHECKING:  # sqlmodel costs ~1 s to import; `ownbench --help` must not p
     from sqlmodel import Session
 
 console = Console()
-err_console = Console(stderr=True)
+# Messages on stderr never wrap: a "file:line: field" location must stay on one line for editors and grep.
+err_console = Console(stderr=True, soft_wrap=True)
 
 JSON_HELP = "Print machine-readable JSON instead of tables."
 
