@@ -1,7 +1,9 @@
 """Choosing the golden subset: which outputs humans label next, drawn at random with known probabilities.
 
 The draw is stratified by candidate × judge verdict on one criterion (and, under `uncertainty`, by whether the
-judge was unsure), simple random sampling within strata, seeded; see `stats.golden`. Later batches draw from
+judge was unsure), simple random sampling within strata, seeded; see `stats.golden`. Under `candidate` the
+strata are the candidates alone, so people can label before any judge has run (the population is then what a
+judge run would score: the usable outputs of each candidate's latest run). Later batches draw from
 the same strata's remaining units, so the union stays a stratified random sample and every unit's inclusion
 probability is (drawn in its stratum)/(stratum size); the rows of earlier batches are updated to that value.
 """
@@ -21,12 +23,13 @@ from storage.models import (
     GoldenUnit,
     JudgeRun,
     Judgment,
+    EvalSetVersion,
     Output,
     RubricVersion,
     Run,
 )
 
-STRATEGIES = ("stratified", "uncertainty")
+STRATEGIES = ("stratified", "uncertainty", "candidate")
 
 
 def is_unsure(judgment: Judgment, criterion: dict[str, Any]) -> bool:
@@ -71,6 +74,22 @@ def _population(session: Session, judge_run_id: int, criterion_id: str) -> tuple
             [is_unsure(latest[o][0], crit) for o in outs], crit)
 
 
+def _candidate_population(session: Session, version_id: int) -> tuple[list[int], list[int], list[str]]:
+    """Usable outputs (text, no error) of each candidate's latest run on the version: what a judge run scores."""
+    from judging.runs import select_runs
+
+    version = session.get(EvalSetVersion, version_id)
+    if version is None:
+        raise InputError(f"no eval set version {version_id}", where="--set")
+    outs: list[tuple[int, int, str]] = []
+    for cand, run in select_runs(session, version, None):
+        for o in session.exec(select(Output).where(Output.run_id == run.id)):
+            if o.error is None and o.text and o.text.strip():
+                outs.append((int(o.id), int(o.item_id), f"candidate {cand.id}"))  # type: ignore[arg-type]
+    outs.sort()
+    return [o for o, _, _ in outs], [i for _, i, _ in outs], [k for _, _, k in outs]
+
+
 def population_strata(session: Session, judge_run_id: int, criterion_id: str | None, strategy: str = "stratified") -> dict[int, str]:
     """output id → stratum key, exactly as the draw defined it (so calibration can use the same partition)."""
     if criterion_id is None:
@@ -86,7 +105,7 @@ class Selection:
     created: int
     total: int
     strata: int
-    criterion: str
+    criterion: str | None  # None: drawn by candidate alone
     strategy: str
     seed: int
     assignments: int
@@ -120,26 +139,48 @@ def select_golden(
     if annotators and not 1 <= k <= len(annotators):
         raise InputError(f"k={k} annotators per unit, but {len(annotators)} annotator(s) named", where="--k",
                          hint="name at least k annotators with --annotators, or lower --k")
-    run = session.get(JudgeRun, judge_run_id) if judge_run_id else latest_judge_run(session, version_id, rubric_version_id)
-    if run is None or run.version_id != version_id or run.rubric_version_id != rubric_version_id:
-        raise InputError(f"judge run {judge_run_id} does not belong to this version and rubric", where="--judge-run")
-    rubric = session.get(RubricVersion, rubric_version_id)
-    crits = criteria_of(rubric)  # type: ignore[arg-type]
-    if criterion is None:
-        criterion = str(next((c for c in crits if c.get("type") in ("binary", "ordinal")), crits[0])["id"])
-    outs, items, strata_l, unsure_l, _ = _population(session, run.id, criterion)  # type: ignore[arg-type]
-    if not outs:
-        raise InputError(f"judge run {run.id} has no judgments on criterion {criterion!r}", where="--criterion")
+    if session.get(RubricVersion, rubric_version_id) is None:
+        raise InputError(f"no rubric version {rubric_version_id}", where="--rubric")
+    if strategy == "candidate":
+        if criterion is not None or judge_run_id is not None:
+            raise InputError("strategy 'candidate' draws by candidate alone: it takes no criterion or judge run",
+                             where="--criterion" if criterion is not None else "--judge-run",
+                             hint="leave them out, or use strategy 'stratified' to stratify by a judge's verdicts")
+        outs, items, strata_l = _candidate_population(session, version_id)
+        unsure_l: list[bool] = []
+        if not outs:
+            raise InputError("no candidate output on this version has text to label", where="--set",
+                             hint="run candidates first (`ownbench run`), or import their outputs (`ownbench runs import`)")
+        design: dict[str, Any] = {"judge_run_id": None, "criterion": None, "strategy": strategy}
+    else:
+        if judge_run_id:
+            run = session.get(JudgeRun, judge_run_id)
+        else:
+            try:
+                run = latest_judge_run(session, version_id, rubric_version_id)
+            except InputError as exc:
+                raise InputError(exc.what, where="--judge-run",
+                                 hint="judge the outputs first (`ownbench judge`), or draw by candidate alone, "
+                                      "without a judge, with strategy 'candidate'") from exc
+        if run is None or run.version_id != version_id or run.rubric_version_id != rubric_version_id:
+            raise InputError(f"judge run {judge_run_id} does not belong to this version and rubric", where="--judge-run")
+        crits = criteria_of(session.get(RubricVersion, rubric_version_id))  # type: ignore[arg-type]
+        if criterion is None:
+            criterion = str(next((c for c in crits if c.get("type") in ("binary", "ordinal")), crits[0])["id"])
+        outs, items, strata_l, unsure_l, _ = _population(session, run.id, criterion)  # type: ignore[arg-type]
+        if not outs:
+            raise InputError(f"judge run {run.id} has no judgments on criterion {criterion!r}", where="--criterion")
+        design = {"judge_run_id": run.id, "criterion": criterion, "strategy": strategy}
     existing = list(session.exec(select(GoldenUnit).where(
         GoldenUnit.version_id == version_id, GoldenUnit.rubric_version_id == rubric_version_id,
         GoldenUnit.mode == "pointwise")))
-    design = {"judge_run_id": run.id, "criterion": criterion, "strategy": strategy}
     for g in existing:
         sel = g.selection or {}
         if {k_: sel.get(k_) for k_ in design} != design:
+            was = ("by candidate alone" if sel.get("strategy") == "candidate" else
+                   f"judge run {sel.get('judge_run_id')}, criterion {sel.get('criterion')!r}, strategy {sel.get('strategy')!r}")
             raise InputError(
-                "this golden subset was drawn under another design "
-                f"(judge run {sel.get('judge_run_id')}, criterion {sel.get('criterion')!r}, strategy {sel.get('strategy')!r})",
+                f"this golden subset was drawn under another design ({was})",
                 where="golden subset",
                 hint="draw further batches with the same judge run, criterion and strategy so inclusion "
                      "probabilities stay known")

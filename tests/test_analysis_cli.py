@@ -93,3 +93,16 @@ def test_golden_select_and_label_round_trip(sqlite_engine, tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["source"] for r in rows} == {"judge", "human"}
     assert sum(r["source"] == "human" for r in rows) == 3
+
+
+def test_golden_select_by_candidate_before_any_judge_run(sqlite_engine):
+    seed_study(sqlite_engine, items=20, rates={"a": 0.7, "b": 0.4}, judge=False)
+    args = ("golden", "select", "--set", "support@1", "--rubric", "support", "--n", "10", "--seed", "5",
+            "--annotators", "ann")
+    refused = run(*args)
+    assert refused.returncode == 2 and "no pointwise judge run" in refused.stderr
+    assert "strategy 'candidate'" in refused.stderr  # the way out, in the same words the app uses
+    sel = run(*args, "--strategy", "candidate")
+    assert sel.returncode == 0, sel.stderr
+    assert "drew 10 unit(s) (10 in the golden subset) over 2 strata of candidate alone" in sel.stdout
+    assert "10 assignment(s)" in sel.stdout

@@ -42,9 +42,10 @@ SPEC = {
 
 
 def seed_study(engine, *, items=150, rates=None, sens=0.85, spec=0.8, flip=0.05, golden=None, annotators=("ann", "bob", "cy"),
-               k=2, seed=0, label=True, unscored=3):
+               k=2, seed=0, label=True, unscored=3, judge=True, strategy="stratified"):
     """A version with `items` items, one run per candidate (true pass rate per candidate), a simulated judge
-    with the given sensitivity/specificity, a stratified golden draw labeled by simulated annotators."""
+    with the given sensitivity/specificity (none when `judge` is False), a golden draw under `strategy` labeled by
+    simulated annotators."""
     rates = rates or {"baseline": 0.8, "newer": 0.5, "other": 0.78}
     rng = np.random.default_rng(seed)
     with session_scope(engine) as s:
@@ -55,8 +56,9 @@ def seed_study(engine, *, items=150, rates=None, sens=0.85, spec=0.8, flip=0.05,
         s.flush()
         jr = JudgeRun(version_id=version.id, rubric_version_id=rubric.id, judge_model="openai/gpt-4o-mini",
                       status="done")
-        s.add(jr)
-        s.flush()
+        if judge:
+            s.add(jr)
+            s.flush()
         from evalsets.freeze import items_of
 
         truth = {}
@@ -78,6 +80,8 @@ def seed_study(engine, *, items=150, rates=None, sens=0.85, spec=0.8, flip=0.05,
                 truth[out.id] = (y, q, int(rng.random() < 0.5))
                 jy = y if rng.random() < (sens if y else spec) else 1 - y
                 jq = int(np.clip(q + (1 if rng.random() < 0.4 else 0), 1, 5))
+                if not judge:
+                    continue
                 base = dict(judge_run_id=jr.id, item_id=item.id, output_id=out.id, version_hash=version.content_hash,
                             rubric_hash=rubric.content_hash, judge_model=jr.judge_model)
                 if n_item < unscored:
@@ -89,7 +93,7 @@ def seed_study(engine, *, items=150, rates=None, sens=0.85, spec=0.8, flip=0.05,
         ids = (version.id, rubric.id, jr.id)
     if golden:
         with session_scope(engine) as s:
-            select_golden(s, ids[0], ids[1], None, golden, seed=seed, annotators=list(annotators), k=k)
+            select_golden(s, ids[0], ids[1], None, golden, seed=seed, annotators=list(annotators), k=k, strategy=strategy)
         if label:
             with session_scope(engine) as s:
                 for a in s.exec(select(GoldenAssignment)):
@@ -166,6 +170,57 @@ def test_golden_selection_is_seeded_stratified_and_batched(engine):
             again = sorted(u.output_id for u in s.exec(select(GoldenUnit)))
         other.dispose()
     assert again == first
+
+
+def test_golden_by_candidate_needs_no_judge_and_keeps_its_design(engine):
+    (vid, rid, _), _ = seed_study(engine, items=30, rates={"a": 0.7, "b": 0.4, "c": 0.5}, judge=False)
+    with session_scope(engine) as s:
+        failed = s.exec(select(Output).order_by(Output.id)).all()[:4]
+        for o in failed[:2]:
+            o.error, o.text = "HTTP 500 from the provider", ""
+        failed[2].text = "   "  # nothing to label
+        s.add_all(failed[:3])
+    with pytest.raises(InputError, match="no pointwise judge run") as exc, session_scope(engine) as s:
+        select_golden(s, vid, rid, None, 10, seed=1)
+    assert exc.value.where == "--judge-run" and "strategy 'candidate'" in (exc.value.hint or "")
+    with session_scope(engine) as s:
+        first = select_golden(s, vid, rid, None, 20, seed=1, strategy="candidate", annotators=["ann", "bob"], k=2)
+        assert (first.created, first.strata, first.criterion, first.assignments) == (20, 3, None, 40)
+        second = select_golden(s, vid, rid, None, 20, seed=2, strategy="candidate")  # a later batch, same design
+        assert (second.total, second.assignments) == (40, 0)
+        units = list(s.exec(select(GoldenUnit)))
+        for u in units:  # the union is a simple random sample within each candidate: π = drawn / usable outputs
+            same = [g for g in units if g.stratum == u.stratum]
+            assert u.inclusion_prob == pytest.approx(len(same) / u.selection["stratum_size"])
+        assert sorted({u.selection["stratum_size"] for u in units}) == [27, 30]
+        rest = select_golden(s, vid, rid, None, 100, seed=3, strategy="candidate")
+        assert rest.total == 87  # every usable output, and no other
+        units = list(s.exec(select(GoldenUnit)))
+        drawn = {u.output_id for u in units}
+        assert not drawn & {o.id for o in failed[:3]} and failed[3].id in drawn
+        assert {u.stratum for u in units} == {f"candidate {c.id}" for c in s.exec(select(Candidate))}
+        assert all(u.inclusion_prob == pytest.approx(1.0) for u in units)
+    with pytest.raises(InputError, match="takes no criterion") as exc, session_scope(engine) as s:
+        select_golden(s, vid, rid, None, 5, seed=4, strategy="candidate", criterion="correct")
+    assert exc.value.where == "--criterion"
+
+
+def test_golden_by_candidate_then_judged_calibrates(sqlite_engine):
+    """Labels drawn by candidate alone, before the judge ran, still calibrate the judge afterwards."""
+    (vid, rid, _), truth = seed_study(sqlite_engine, items=150, golden=120, k=1, seed=3, flip=0.0,
+                                  strategy="candidate")
+    with session_scope(sqlite_engine) as s:
+        with pytest.raises(InputError, match=r"another design \(by candidate alone\)"):
+            select_golden(s, vid, rid, None, 5, seed=9)
+        rep = ranking_report(s, vid, rid, n_boot=1000)
+        runs = {c.name: s.exec(select(Run).where(Run.candidate_id == c.id)).one().id for c in s.exec(select(Candidate))}
+        true_rate = {name: np.mean([truth[o.id][0] for o in s.exec(select(Output).where(Output.run_id == rid_))])
+                     for name, rid_ in runs.items()}
+    c = next(c for c in rep.to_dict()["criteria"] if c["criterion"] == "correct")
+    assert not c["withheld"] and {r["golden"] for r in c["rows"]} == {40}
+    for r in c["rows"]:
+        assert r["calibrated"]["low"] <= true_rate[r["candidate"]] <= r["calibrated"]["high"], r
+    assert [r["candidate"] for r in c["rows"]][-1] == "newer"
 
 
 def test_golden_selection_errors_leave_nothing(engine):

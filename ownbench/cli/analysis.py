@@ -142,14 +142,14 @@ def golden_select(
     rubric: str = typer.Option(..., "--rubric", help=RUBRIC_HELP),
     n: int = typer.Option(..., "--n", min=1, help="How many more outputs to draw into the golden subset."),
     seed: int = typer.Option(..., "--seed", help="Seed of the draw (recorded; the same seed gives the same units)."),
-    strategy: str = typer.Option("stratified", "--strategy", help="stratified, or uncertainty (favour units where the judge was unsure)."),
+    strategy: str = typer.Option("stratified", "--strategy", help="stratified (candidate × judge verdict), uncertainty (favour units where the judge was unsure), or candidate (by candidate alone: no judge run needed)."),
     annotators: str | None = typer.Option(None, "--annotators", help="Comma-separated annotator names to assign units to."),
     k: int = typer.Option(1, "--k", min=1, help="Annotators per unit (2+ gives human–human agreement, 3+ the Alt-Test)."),
     criterion: str | None = typer.Option(None, "--criterion", help="Criterion whose judge verdict defines the strata (default: the first binary or ordinal one)."),
     judge_run: int | None = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Draw outputs at random within strata (candidate × judge verdict) and assign them to annotators."""
+    """Draw outputs at random within strata (candidate × judge verdict, or candidate alone) and assign them to annotators."""
     from analysis.golden import select_golden
     from ownbench.cli.common import console, print_json, session
 
@@ -161,9 +161,9 @@ def golden_select(
     if as_json:
         print_json(sel.to_dict())
     else:
+        strata = f"criterion {sel.criterion!r}" if sel.criterion else "candidate alone"
         console.print(f"drew {sel.created} unit(s) ({sel.total} in the golden subset) over {sel.strata} strata of "
-                      f"criterion {sel.criterion!r}, strategy {sel.strategy}, seed {sel.seed}; "
-                      f"{sel.assignments} assignment(s)")
+                      f"{strata}, strategy {sel.strategy}, seed {sel.seed}; {sel.assignments} assignment(s)")
 
 
 @labels_app.command("import")
