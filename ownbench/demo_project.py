@@ -42,7 +42,8 @@ HOW_TO_CONFIGURE_JUDGE = (
     "No judge is configured. Set OWNBENCH_JUDGE_MODEL to a LiteLLM model string (e.g. openai/gpt-4o-mini) "
     "with its key in the provider's usual variable (e.g. OPENAI_API_KEY), or run the local judge with "
     "`make local-judge` (found on 127.0.0.1:8090 by itself); then start a judge run on the Runs page "
-    "(or `ownbench judge`)."
+    "(or `ownbench judge`). Labeling need not wait: draw a golden subset by candidate alone on the Agreement "
+    "page (or `ownbench golden select --strategy candidate`)."
 )
 
 Say = Callable[[str], None]

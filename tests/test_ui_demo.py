@@ -8,10 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
-from storage.models import Candidate, EvalSet, Job, Judgment, Label, Output, RubricVersion, Run
+from storage.models import Annotator, Candidate, EvalSet, GoldenUnit, Job, Judgment, Label, Output, RubricVersion, Run
 from tests.conftest import ROOT
 
 
@@ -71,3 +72,41 @@ def test_demo_starts_a_judge_run_when_a_judge_is_configured(sqlite_engine: Engin
             # the loopback echoes instead of giving verdicts: every judgment is unscored with a reason
             rows = s.exec(select(Judgment)).all()
             assert rows and all(j.status == "unscored" and j.unscored_reason for j in rows)
+
+
+def test_without_a_judge_people_can_draw_and_label_the_demo(sqlite_engine: Engine, tmp_path: Path) -> None:
+    """The demo with no judge configured: a golden subset drawn by candidate alone, then labeled blind."""
+    from tests.test_ui_pages import all_text, page
+
+    _demo({"OWNBENCH_DATABASE_URL": str(sqlite_engine.url)}, tmp_path / "home")
+    overview = page("overview")
+    assert any("draw a golden subset by candidate alone" in i.value for i in overview.info)
+    at = page("agreement")
+    assert "Agreement needs a judge run" in at.info[0].value
+    assert next(r for r in at.radio if r.label == "Strategy").options == ["candidate"]
+    next(t for t in at.text_input if t.label == "Annotators (comma separated)").input("dana")
+    next(n for n in at.number_input if n.label == "Units to draw").set_value(10)
+    next(n for n in at.number_input if n.label == "Annotators per unit (k)").set_value(1)
+    next(b for b in at.button if b.label == "Draw and assign").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    with Session(sqlite_engine) as s:
+        units = s.exec(select(GoldenUnit)).all()
+        assert len(units) == 10 and {u.selection["strategy"] for u in units} == {"candidate"}
+        assert len({u.stratum for u in units}) == 5  # one stratum per imported candidate
+        for u in units:  # drawn in its candidate / that candidate's outputs with text
+            same = sum(g.stratum == u.stratum for g in units)
+            assert u.inclusion_prob == pytest.approx(same / u.selection["stratum_size"])
+            assert 240 <= u.selection["stratum_size"] <= 250
+        names = [c.name for c in s.exec(select(Candidate))]
+    label = page("label", annotator="dana")
+    text = all_text(label)
+    assert "Unit 1 of 10" in text
+    for name in names:
+        assert name not in text, name  # blind: no model name on the Label page
+    choice = next(b for b in label.button if b.key and b.key.startswith("choice:"))
+    choice.click().run()
+    assert not label.exception
+    with Session(sqlite_engine) as s:
+        saved = s.exec(select(Label)).all()
+        assert len(saved) == 1 and saved[0].golden_unit_id in {u.id for u in units} and saved[0].verdict
+        assert saved[0].annotator_id == s.exec(select(Annotator.id).where(Annotator.name == "dana")).one()

@@ -121,3 +121,13 @@ def judged_pairs(url: str) -> list[tuple[int, int, int]]:
         rows = s.exec(select(JudgeRun.version_id, JudgeRun.rubric_version_id, JudgeRun.id)
                       .order_by(JudgeRun.id.desc())).all()  # type: ignore[union-attr]
         return [(int(v), int(r), int(j)) for v, r, j in rows]
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def labelable_pairs(url: str) -> list[tuple[int, int]]:
+    """(version id, rubric version id) for every version with a candidate run and every stored rubric version,
+    newest first: what a golden subset can be drawn on before any judge has run."""
+    with Session(_engine_for(url)) as s:
+        versions = s.exec(select(Run.version_id).distinct().order_by(Run.version_id.desc())).all()  # type: ignore[union-attr]
+        rubrics = s.exec(select(RubricVersion.id).order_by(RubricVersion.id.desc())).all()  # type: ignore[union-attr]
+        return [(int(v), int(r)) for v in versions for r in rubrics]

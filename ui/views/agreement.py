@@ -19,52 +19,69 @@ st.title("Agreement")
 url = common.database_url()
 eng = common.engine()
 
+
+def golden_section(version_id: int, rubric_id: int, judge_run_id: int | None) -> None:
+    """Draw (more of) the golden subset and watch labeling progress. Without a judge run only the draw by
+    candidate alone is possible; with one, the strata can follow the judge's verdicts."""
+    with Session(eng) as s:
+        n_units = s.exec(select(func.count()).select_from(GoldenUnit).where(
+            GoldenUnit.version_id == version_id, GoldenUnit.rubric_version_id == rubric_id)).one()
+        task_list = [t for t in labeling.all_tasks(s) if (t.version_id, t.rubric_version_id) == (version_id, rubric_id)]
+        progress = [p for t in task_list for p in labeling.progress_all(s, t)]
+    strategies = ["stratified", "uncertainty", "candidate"] if judge_run_id is not None else ["candidate"]
+    with st.expander(f"Golden subset: {n_units} units drawn", expanded=n_units == 0):
+        with st.form("draw-golden"):
+            c1, c2, c3 = st.columns(3)
+            n = c1.number_input("Units to draw", min_value=1, value=60, step=10)
+            k = c2.number_input("Annotators per unit (k)", min_value=1, value=2)
+            seed = c3.number_input("Seed", min_value=0, value=0)
+            names = st.text_input("Annotators (comma separated)",
+                                  value=", ".join(common.annotator_names(url)) or (common.current_annotator() or ""))
+            strategy = st.radio("Strategy", strategies, horizontal=True,
+                                help="stratified: candidate × judge verdict; uncertainty: more draws where the judge "
+                                     "was unsure; candidate: by candidate alone, no judge needed. Inclusion "
+                                     "probabilities stay known either way.")
+            if st.form_submit_button("Draw and assign", type="primary"):
+                try:
+                    with common.session() as s:
+                        sel = golden.select_golden(
+                            s, version_id, rubric_id, judge_run_id if strategy != "candidate" else None, int(n),
+                            seed=int(seed), strategy=strategy,
+                            annotators=[x.strip() for x in names.split(",") if x.strip()], k=int(k))
+                    st.success(f"Drew {sel.created} units ({sel.total} in the subset, {sel.strata} strata); "
+                               f"{sel.assignments} assignments.")
+                    common.clear_read_caches()
+                except InputError as exc:
+                    common.show_input_error(exc)
+        if progress:
+            st.dataframe(pd.DataFrame([{
+                "annotator": p.annotator, "assigned units": p.assigned_units, "done units": p.done_units,
+                "labels": p.labels, "skipped": p.skipped, "flagged": p.flagged} for p in progress]),
+                hide_index=True, width="stretch")
+
+
+def pick_pair(pairs: list[tuple[int, int]]) -> tuple[int, int]:
+    with Session(eng) as s:
+        titles = {p: pair_title(s, *p) for p in pairs}
+    return st.selectbox("Eval set × rubric", pairs, format_func=lambda p: titles[p], key="agr-pair")
+
+
 judged = queries.judged_pairs(url)
 if not judged:
-    st.info("Agreement needs a judge run: start one on the **Runs** page.")
+    st.info("Agreement needs a judge run: start one on the **Runs** page. People need not wait for it: draw a "
+            "golden subset by candidate alone here and label it on the **Label** page.")
+    labelable = queries.labelable_pairs(url)
+    if not labelable:
+        st.caption("Drawing needs candidate outputs on a frozen eval set and a stored rubric.")
+        st.stop()
+    version_id, rubric_id = pick_pair(labelable)
+    golden_section(version_id, rubric_id, None)
     st.stop()
 
-with Session(eng) as s:
-    titles = {(v, r): pair_title(s, v, r) for v, r, _j in judged}
-pairs = list(dict.fromkeys((v, r) for v, r, _j in judged))
-version_id, rubric_id = st.selectbox("Eval set × rubric", pairs, format_func=lambda p: titles[p], key="agr-pair")
+version_id, rubric_id = pick_pair(list(dict.fromkeys((v, r) for v, r, _j in judged)))
 runs_here = [j for v, r, j in judged if (v, r) == (version_id, rubric_id)]
 judge_run_id = st.selectbox("Judge run", runs_here, key="agr-judge", format_func=lambda j: f"judge run {j}")
-
-# --- the golden subset ------------------------------------------------------------------------------------------
-with Session(eng) as s:
-    n_units = s.exec(select(func.count()).select_from(GoldenUnit).where(
-        GoldenUnit.version_id == version_id, GoldenUnit.rubric_version_id == rubric_id)).one()
-    task_list = [t for t in labeling.all_tasks(s) if (t.version_id, t.rubric_version_id) == (version_id, rubric_id)]
-    progress = [p for t in task_list for p in labeling.progress_all(s, t)]
-
-with st.expander(f"Golden subset: {n_units} units drawn", expanded=n_units == 0):
-    with st.form("draw-golden"):
-        c1, c2, c3 = st.columns(3)
-        n = c1.number_input("Units to draw", min_value=1, value=60, step=10)
-        k = c2.number_input("Annotators per unit (k)", min_value=1, value=2)
-        seed = c3.number_input("Seed", min_value=0, value=0)
-        names = st.text_input("Annotators (comma separated)",
-                              value=", ".join(common.annotator_names(url)) or (common.current_annotator() or ""))
-        strategy = st.radio("Strategy", ["stratified", "uncertainty"], horizontal=True,
-                            help="Strata: candidate × judge verdict; uncertainty-first draws more where the judge "
-                                 "was unsure. Inclusion probabilities stay known either way.")
-        if st.form_submit_button("Draw and assign", type="primary"):
-            try:
-                with common.session() as s:
-                    sel = golden.select_golden(
-                        s, version_id, rubric_id, judge_run_id, int(n), seed=int(seed), strategy=strategy,
-                        annotators=[x.strip() for x in names.split(",") if x.strip()], k=int(k))
-                st.success(f"Drew {sel.created} units ({sel.total} in the subset, {sel.strata} strata); "
-                           f"{sel.assignments} assignments.")
-                common.clear_read_caches()
-            except InputError as exc:
-                common.show_input_error(exc)
-    if progress:
-        st.dataframe(pd.DataFrame([{
-            "annotator": p.annotator, "assigned units": p.assigned_units, "done units": p.done_units,
-            "labels": p.labels, "skipped": p.skipped, "flagged": p.flagged} for p in progress]),
-            hide_index=True, width="stretch")
+golden_section(version_id, rubric_id, judge_run_id)
 
 # --- the report -------------------------------------------------------------------------------------------------
 try:

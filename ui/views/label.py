@@ -168,9 +168,9 @@ def main() -> None:
         common.show_input_error(exc)
         return
     if not tasks:
-        st.info(f"No golden units are assigned to {name} yet. Once a judge run has scored the outputs, draw a "
-                f"golden subset with {name} among the annotators on the Agreement page "
-                "(or `ownbench golden select`), then come back.")
+        st.info(f"No golden units are assigned to {name} yet. Draw a golden subset with {name} among the "
+                "annotators on the Agreement page (or `ownbench golden select`), then come back. Before any judge "
+                "has run, draw by candidate alone.")
         return
     titles = {i: t.title for i, t in enumerate(tasks)}
     chosen = st.selectbox("Golden subset", list(titles), format_func=lambda i: titles[i], key="label-task") \

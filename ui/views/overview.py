@@ -32,6 +32,12 @@ elif c["rubric versions"] == 0:
     st.info("Write a rubric on the **Rubrics** page and save it as a version.")
 elif c["judge runs"] == 0:
     st.info("Start a judge run on the **Runs** page: the judge scores every output against the rubric.")
+    if c["golden units"] == 0:
+        st.info("People need not wait for the judge: draw a golden subset by candidate alone on the **Agreement** "
+                "page and label it blind on the **Label** page.")
+    else:
+        st.info(f"{c['golden units']:,} golden units are drawn: label them blind on the **Label** page; agreement "
+                "and rankings follow once a judge has run.")
 elif c["golden units"] == 0:
     st.info("Draw a golden subset on the **Agreement** page, so that people can label it blind on the **Label** "
             "page; the judge is calibrated against their labels.")
