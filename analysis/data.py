@@ -139,6 +139,10 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
                                                                                           rubric_version_id)
     if judge_run is None or judge_run.version_id != version_id or judge_run.rubric_version_id != rubric_version_id:
         raise InputError(f"judge run {judge_run_id} does not belong to this version and rubric", where="--judge-run")
+    if judge_run.mode != "pointwise":
+        raise InputError(f"judge run {judge_run.id} is {judge_run.mode}: agreement and calibrated means need a "
+                         "pointwise judge run", where="--judge-run",
+                         hint="pairwise runs give Bradley–Terry strengths and position bias in `ownbench rank`")
     crits = criteria_of(rubric)
     rows = session.exec(
         select(Judgment, Output.run_id, Output.text).join(Output, Judgment.output_id == Output.id)

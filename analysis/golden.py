@@ -3,7 +3,8 @@
 The draw is stratified by candidate × judge verdict on one criterion (and, under `uncertainty`, by whether the
 judge was unsure), simple random sampling within strata, seeded; see `stats.golden`. Under `candidate` the
 strata are the candidates alone, so people can label before any judge has run (the population is then what a
-judge run would score: the usable outputs of each candidate's latest run). Later batches draw from
+judge run would score: the usable outputs of each candidate's latest run). Pairwise units are drawn from a
+pairwise judge run's battles within each pair of candidates. Later batches draw from
 the same strata's remaining units, so the union stays a stratified random sample and every unit's inclusion
 probability is (drawn in its stratum)/(stratum size); the rows of earlier batches are updated to that value.
 """
@@ -90,6 +91,21 @@ def _candidate_population(session: Session, version_id: int) -> tuple[list[int],
     return [o for o, _, _ in outs], [i for _, i, _ in outs], [k for _, _, k in outs]
 
 
+def _pair_population(session: Session, judge_run_id: int) -> tuple[list[tuple[int, int]], list[int], list[str]]:
+    """The battles (output A, output B) of a pairwise judge run, each stratified by its pair of candidates."""
+    cand_of_run = dict(session.exec(select(Run.id, Run.candidate_id)).all())
+    rows = session.exec(
+        select(Judgment.output_id, Judgment.output_b_id, Judgment.item_id)
+        .where(Judgment.judge_run_id == judge_run_id, Judgment.output_b_id.is_not(None))  # type: ignore[union-attr]
+        .distinct()
+    ).all()
+    outs = {o for a, b, _ in rows for o in (a, b)}
+    run_of = dict(session.exec(select(Output.id, Output.run_id).where(Output.id.in_(list(outs)))).all())  # type: ignore[union-attr]
+    battles = sorted((int(a), int(b), int(item)) for a, b, item in rows)
+    return ([(a, b) for a, b, _ in battles], [item for _, _, item in battles],
+            [f"candidates {cand_of_run[run_of[a]]} vs {cand_of_run[run_of[b]]}" for a, b, _ in battles])
+
+
 def population_strata(session: Session, judge_run_id: int, criterion_id: str | None, strategy: str = "stratified") -> dict[int, str]:
     """output id → stratum key, exactly as the draw defined it (so calibration can use the same partition)."""
     if criterion_id is None:
@@ -127,10 +143,17 @@ def select_golden(
     k: int = 1,
     criterion: str | None = None,
     boost: float = 3.0,
+    mode: str = "pointwise",
 ) -> Selection:
-    """Draw `n` more golden units at random within strata and assign each to `k` annotators."""
+    """Draw `n` more golden units at random within strata and assign each to `k` annotators.
+
+    Pairwise units (two candidates' outputs on one item) are drawn from a pairwise judge run's battles, at
+    random within each pair of candidates: the Bradley–Terry correction treats each pair's labeled battles as a
+    simple random sample of that pair's battles, so no other strata may enter."""
     from stats.golden import stratified_sample
 
+    if mode not in ("pointwise", "pairwise"):
+        raise InputError(f"mode {mode!r} is not one of pointwise, pairwise", where="--mode")
     if strategy not in STRATEGIES:
         raise InputError(f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}", where="--strategy")
     if n <= 0:
@@ -141,39 +164,42 @@ def select_golden(
                          hint="name at least k annotators with --annotators, or lower --k")
     if session.get(RubricVersion, rubric_version_id) is None:
         raise InputError(f"no rubric version {rubric_version_id}", where="--rubric")
-    if strategy == "candidate":
+    unsure_l: list[bool] = []
+    design: dict[str, Any]
+    if mode == "pairwise":
+        if strategy != "stratified" or criterion is not None:
+            raise InputError("pairwise golden units are drawn at random within each pair of candidates: "
+                             "--strategy and --criterion do not apply", where="--strategy" if strategy != "stratified"
+                             else "--criterion", hint="leave them out with --mode pairwise")
+        run = _judge_run(session, version_id, rubric_version_id, judge_run_id, "pairwise")
+        keys_l, items, strata_l = _pair_population(session, run.id)  # type: ignore[arg-type]
+        if not keys_l:
+            raise InputError(f"pairwise judge run {run.id} has no battles", where="--judge-run")
+        design = {"judge_run_id": run.id, "criterion": None, "strategy": "candidate pair"}
+    elif strategy == "candidate":
         if criterion is not None or judge_run_id is not None:
             raise InputError("strategy 'candidate' draws by candidate alone: it takes no criterion or judge run",
                              where="--criterion" if criterion is not None else "--judge-run",
                              hint="leave them out, or use strategy 'stratified' to stratify by a judge's verdicts")
         outs, items, strata_l = _candidate_population(session, version_id)
-        unsure_l: list[bool] = []
-        if not outs:
+        keys_l = [(o, None) for o in outs]
+        if not keys_l:
             raise InputError("no candidate output on this version has text to label", where="--set",
                              hint="run candidates first (`ownbench run`), or import their outputs (`ownbench runs import`)")
-        design: dict[str, Any] = {"judge_run_id": None, "criterion": None, "strategy": strategy}
+        design = {"judge_run_id": None, "criterion": None, "strategy": strategy}
     else:
-        if judge_run_id:
-            run = session.get(JudgeRun, judge_run_id)
-        else:
-            try:
-                run = latest_judge_run(session, version_id, rubric_version_id)
-            except InputError as exc:
-                raise InputError(exc.what, where="--judge-run",
-                                 hint="judge the outputs first (`ownbench judge`), or draw by candidate alone, "
-                                      "without a judge, with strategy 'candidate'") from exc
-        if run is None or run.version_id != version_id or run.rubric_version_id != rubric_version_id:
-            raise InputError(f"judge run {judge_run_id} does not belong to this version and rubric", where="--judge-run")
+        run = _judge_run(session, version_id, rubric_version_id, judge_run_id, "pointwise")
         crits = criteria_of(session.get(RubricVersion, rubric_version_id))  # type: ignore[arg-type]
         if criterion is None:
             criterion = str(next((c for c in crits if c.get("type") in ("binary", "ordinal")), crits[0])["id"])
         outs, items, strata_l, unsure_l, _ = _population(session, run.id, criterion)  # type: ignore[arg-type]
-        if not outs:
+        keys_l = [(o, None) for o in outs]
+        if not keys_l:
             raise InputError(f"judge run {run.id} has no judgments on criterion {criterion!r}", where="--criterion")
         design = {"judge_run_id": run.id, "criterion": criterion, "strategy": strategy}
     existing = list(session.exec(select(GoldenUnit).where(
         GoldenUnit.version_id == version_id, GoldenUnit.rubric_version_id == rubric_version_id,
-        GoldenUnit.mode == "pointwise")))
+        GoldenUnit.mode == mode)))
     for g in existing:
         sel = g.selection or {}
         if {k_: sel.get(k_) for k_ in design} != design:
@@ -184,31 +210,53 @@ def select_golden(
                 where="golden subset",
                 hint="draw further batches with the same judge run, criterion and strategy so inclusion "
                      "probabilities stay known")
-    pos = {o: i for i, o in enumerate(outs)}
-    already = np.zeros(len(outs), bool)
+    pos = {key: i for i, key in enumerate(keys_l)}
+    already = np.zeros(len(keys_l), bool)
     for g in existing:
-        if g.output_id in pos:
-            already[pos[g.output_id]] = True
+        if (g.output_id, g.output_b_id) in pos:
+            already[pos[(g.output_id, g.output_b_id)]] = True
     new_idx, prob, keys = stratified_sample(np.array(strata_l), n, seed=seed,
                                             unsure=np.array(unsure_l) if strategy == "uncertainty" else None,
                                             boost=boost, already=already)
     sizes = {key: int(np.sum(keys == key)) for key in np.unique(keys)}
     batch = 1 + max([(g.selection or {}).get("batch", 0) for g in existing] or [0])
     for g in existing:  # the union is still a stratified random sample: refresh the probabilities
-        if g.output_id in pos:
-            g.inclusion_prob = float(prob[pos[g.output_id]])
+        if (g.output_id, g.output_b_id) in pos:
+            g.inclusion_prob = float(prob[pos[(g.output_id, g.output_b_id)]])
             session.add(g)
     new_units = []
     for i in new_idx:
-        unit = GoldenUnit(version_id=version_id, rubric_version_id=rubric_version_id, mode="pointwise",
-                          item_id=items[i], output_id=outs[i], stratum=str(keys[i]),
+        unit = GoldenUnit(version_id=version_id, rubric_version_id=rubric_version_id, mode=mode,
+                          item_id=items[i], output_id=keys_l[i][0], output_b_id=keys_l[i][1], stratum=str(keys[i]),
                           inclusion_prob=float(prob[i]),
                           selection={**design, "seed": seed, "batch": batch, "stratum_size": sizes[str(keys[i])]})
         session.add(unit)
         new_units.append(unit)
     session.flush()
     n_assign = _assign(session, new_units, annotators, k, seed) if annotators else 0
-    return Selection(len(new_units), len(existing) + len(new_units), len(sizes), criterion, strategy, seed, n_assign)
+    return Selection(len(new_units), len(existing) + len(new_units), len(sizes), criterion, design["strategy"], seed,
+                     n_assign)
+
+
+def _judge_run(session: Session, version_id: int, rubric_version_id: int, judge_run_id: int | None,
+               mode: str) -> JudgeRun:
+    """The named judge run (checked against version, rubric and mode), else the latest of that mode."""
+    if judge_run_id:
+        run = session.get(JudgeRun, judge_run_id)
+        if run is None or run.version_id != version_id or run.rubric_version_id != rubric_version_id:
+            raise InputError(f"judge run {judge_run_id} does not belong to this version and rubric", where="--judge-run")
+        if run.mode != mode:
+            raise InputError(f"judge run {judge_run_id} is {run.mode}, not {mode}", where="--judge-run",
+                             hint="draw pairwise units from a pairwise judge run with --mode pairwise"
+                             if run.mode == "pairwise" else "draw pointwise units from a pointwise judge run")
+        return run
+    try:
+        return latest_judge_run(session, version_id, rubric_version_id, mode)
+    except InputError as exc:
+        hint = ("judge pairs first: `ownbench judge --mode pairwise`" if mode == "pairwise" else
+                "judge the outputs first (`ownbench judge`), or draw by candidate alone, without a judge, with "
+                "strategy 'candidate'")
+        raise InputError(exc.what, where="--judge-run", hint=hint) from exc
 
 
 def _assign(session: Session, units: list[GoldenUnit], names: list[str], k: int, seed: int) -> int:

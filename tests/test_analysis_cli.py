@@ -106,3 +106,16 @@ def test_golden_select_by_candidate_before_any_judge_run(sqlite_engine):
     assert sel.returncode == 0, sel.stderr
     assert "drew 10 unit(s) (10 in the golden subset) over 2 strata of candidate alone" in sel.stdout
     assert "10 assignment(s)" in sel.stdout
+
+
+def test_golden_select_pairwise(sqlite_engine):
+    from tests.test_analysis_pairwise import _seed_pairwise
+
+    _seed_pairwise(sqlite_engine, golden_per_pair=0)
+    sel = run("golden", "select", "--set", "support@1", "--rubric", "support", "--n", "9", "--seed", "1",
+              "--mode", "pairwise", "--annotators", "pat")
+    assert sel.returncode == 0, sel.stderr
+    assert "drew 9 unit(s) (9 in the golden subset) over 3 strata of candidate pairs" in sel.stdout
+    bad = run("golden", "select", "--set", "support@1", "--rubric", "support", "--n", "9", "--seed", "1",
+              "--mode", "pairs")
+    assert bad.returncode == 2 and "mode 'pairs' is not one of pointwise, pairwise" in bad.stderr

@@ -94,3 +94,42 @@ def test_agreement_report_shows_position_bias(sqlite_engine):
     pb = rep.to_dict()["position_bias"]
     assert pb and pb[0]["criterion"] == "correct" and pb[0]["first_position_share"]["value"] > 0.6
     assert "Position bias" in rep.to_markdown()
+
+
+def test_pairwise_golden_draw_within_candidate_pairs_feeds_the_correction(sqlite_engine):
+    """Draw pairwise units from the pairwise judge run, label them (SIMULATED raters), and they count."""
+    import pytest
+
+    from analysis.golden import select_golden
+    from storage.errors import InputError
+
+    vid, rid = _seed_pairwise(sqlite_engine, golden_per_pair=0)
+    with session_scope(sqlite_engine) as s:
+        pairwise_run = s.exec(select(JudgeRun).where(JudgeRun.mode == "pairwise")).one().id
+        sel = select_golden(s, vid, rid, None, 30, seed=4, mode="pairwise", annotators=["pat", "quinn", "rae"], k=2)
+        assert (sel.created, sel.strata, sel.strategy, sel.assignments) == (30, 3, "candidate pair", 60)
+        units = s.exec(select(GoldenUnit).where(GoldenUnit.mode == "pairwise")).all()
+        assert all(u.output_b_id is not None and u.inclusion_prob == pytest.approx(10 / 60) for u in units)
+        assert len({(u.output_id, u.output_b_id) for u in units}) == 30
+        swaps = [a.swap for a in s.exec(select(GoldenAssignment))]
+        assert 0 < sum(swaps) < len(swaps)  # the order is randomised per annotator
+        more = select_golden(s, vid, rid, pairwise_run, 6, seed=5, mode="pairwise")
+        assert more.total == 36
+        for u in s.exec(select(GoldenUnit).where(GoldenUnit.mode == "pairwise")):
+            assert u.inclusion_prob == pytest.approx(12 / 60)
+        for a in s.exec(select(GoldenAssignment)):
+            u = s.get(GoldenUnit, a.golden_unit_id)
+            s.add(Label(annotator_id=a.annotator_id, rubric_version_id=rid, criterion_id="correct", item_id=u.item_id,
+                        output_id=u.output_id, output_b_id=u.output_b_id, golden_unit_id=u.id, verdict="A", score=1.0))
+    with session_scope(sqlite_engine) as s:
+        rep = ranking_report(s, vid, rid, n_boot=200)
+    c = next(c for c in rep.to_dict()["pairwise"]["criteria"] if c["criterion"] == "correct")
+    assert c["golden"] == 30  # the labeled units, all assigned; the 6 unassigned ones carry no label
+    refusals = [({"strategy": "uncertainty"}, "--strategy and --criterion do not apply"),
+                ({"judge_run_id": pairwise_run, "mode": "pointwise"}, "is pairwise, not pointwise")]
+    for kwargs, match in refusals:
+        with pytest.raises(InputError, match=match), session_scope(sqlite_engine) as s:
+            select_golden(s, vid, rid, kwargs.pop("judge_run_id", None), 5, seed=6,
+                          **{"mode": "pairwise", **kwargs})
+    with pytest.raises(InputError, match="need a pointwise judge run"), session_scope(sqlite_engine) as s:
+        agreement_report(s, vid, rid, pairwise_run, n_boot=50)

@@ -147,6 +147,7 @@ def golden_select(
     k: int = typer.Option(1, "--k", min=1, help="Annotators per unit (2+ gives human–human agreement, 3+ the Alt-Test)."),
     criterion: str | None = typer.Option(None, "--criterion", help="Criterion whose judge verdict defines the strata (default: the first binary or ordinal one)."),
     judge_run: int | None = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
+    mode: str = typer.Option("pointwise", "--mode", help="pointwise (one output per unit), or pairwise (two candidates' outputs on one item, from a pairwise judge run, drawn within each pair of candidates)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Draw outputs at random within strata (candidate × judge verdict, or candidate alone) and assign them to annotators."""
@@ -157,11 +158,12 @@ def golden_select(
     with session() as s:
         vid, rid = _ids(s, set_ref, rubric)
         sel = select_golden(s, vid, rid, judge_run, n, seed=seed, strategy=strategy, annotators=names, k=k,
-                            criterion=criterion)
+                            criterion=criterion, mode=mode)
     if as_json:
         print_json(sel.to_dict())
     else:
-        strata = f"criterion {sel.criterion!r}" if sel.criterion else "candidate alone"
+        strata = (f"criterion {sel.criterion!r}" if sel.criterion else
+                  "candidate pairs" if sel.strategy == "candidate pair" else "candidate alone")
         console.print(f"drew {sel.created} unit(s) ({sel.total} in the golden subset) over {sel.strata} strata of "
                       f"{strata}, strategy {sel.strategy}, seed {sel.seed}; {sel.assignments} assignment(s)")
 
