@@ -244,3 +244,32 @@ def test_rankings_unlock_once_the_gate_passes(sqlite_engine: Engine) -> None:
     assert "cand-secret-alpha" in text and "calibrated [95 % CI]" in text
     assert at.get("arrow_vega_lite_chart") or "vega" in text.lower()
     assert any(b.label == "CSV" for b in at.get("download_button"))
+
+
+def test_agreement_page_draws_pairwise_units_from_a_pairwise_run(sqlite_engine: Engine) -> None:
+    """Judge verdicts are SIMULATED (tests/test_analysis_pairwise.py); the draw and the labeling are the app's."""
+    from tests.test_analysis_pairwise import _seed_pairwise
+
+    _seed_pairwise(sqlite_engine, golden_per_pair=0)
+    with Session(sqlite_engine) as s:
+        pairwise_run = s.exec(select(JudgeRun).where(JudgeRun.mode == "pairwise")).one().id
+    at = page("agreement")
+    at.selectbox(key="agr-judge").set_value(pairwise_run).run()
+    assert next(r for r in at.radio if r.label == "Strategy").options == ["candidate pair"]
+    assert any("first-position win share" in str(df.value.columns.tolist()) for df in at.dataframe)
+    next(t for t in at.text_input if t.label == "Annotators (comma separated)").input("pat")
+    next(n for n in at.number_input if n.label == "Units to draw").set_value(6)
+    next(n for n in at.number_input if n.label == "Annotators per unit (k)").set_value(1)
+    next(b for b in at.button if b.label == "Draw and assign").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    with Session(sqlite_engine) as s:
+        units = s.exec(select(GoldenUnit)).all()
+    assert len(units) == 6 and all(u.mode == "pairwise" and u.output_b_id for u in units)
+    label = page("label", annotator="pat")
+    assert "Unit 1 of 6" in all_text(label)
+    choices = [b for b in label.button if b.key and b.key.startswith("choice:")]
+    assert len(choices) == 3  # first, second, tie
+    choices[0].click().run()
+    with Session(sqlite_engine) as s:
+        saved = s.exec(select(Label)).one()
+    assert saved.output_b_id is not None and saved.verdict in {"A", "B"}

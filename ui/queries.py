@@ -115,12 +115,12 @@ def golden_pairs(url: str) -> list[tuple[int, int, int]]:
 
 
 @st.cache_data(ttl=QUERY_TTL, show_spinner=False)
-def judged_pairs(url: str) -> list[tuple[int, int, int]]:
-    """(version id, rubric version id, judge run id) of every judge run, newest first."""
+def judged_pairs(url: str) -> list[tuple[int, int, int, str]]:
+    """(version id, rubric version id, judge run id, mode) of every judge run, newest first."""
     with Session(_engine_for(url)) as s:
-        rows = s.exec(select(JudgeRun.version_id, JudgeRun.rubric_version_id, JudgeRun.id)
+        rows = s.exec(select(JudgeRun.version_id, JudgeRun.rubric_version_id, JudgeRun.id, JudgeRun.mode)
                       .order_by(JudgeRun.id.desc())).all()  # type: ignore[union-attr]
-        return [(int(v), int(r), int(j)) for v, r, j in rows]
+        return [(int(v), int(r), int(j), str(m)) for v, r, j, m in rows]
 
 
 @st.cache_data(ttl=QUERY_TTL, show_spinner=False)

@@ -9,6 +9,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from analysis import golden, labeling, reports
+from analysis import pairwise as analysis_pairwise
 from storage.errors import InputError
 from storage.models import Annotator, GoldenUnit, Item, Judgment, Label, Output
 from ui import common, queries, report_view
@@ -20,16 +21,23 @@ url = common.database_url()
 eng = common.engine()
 
 
-def golden_section(version_id: int, rubric_id: int, judge_run_id: int | None) -> None:
+def golden_section(version_id: int, rubric_id: int, judge_run_id: int | None, mode: str = "pointwise") -> None:
     """Draw (more of) the golden subset and watch labeling progress. Without a judge run only the draw by
-    candidate alone is possible; with one, the strata can follow the judge's verdicts."""
+    candidate alone is possible; with one, the strata can follow the judge's verdicts; pairwise units come from
+    a pairwise judge run, drawn within each pair of candidates."""
     with Session(eng) as s:
         n_units = s.exec(select(func.count()).select_from(GoldenUnit).where(
-            GoldenUnit.version_id == version_id, GoldenUnit.rubric_version_id == rubric_id)).one()
-        task_list = [t for t in labeling.all_tasks(s) if (t.version_id, t.rubric_version_id) == (version_id, rubric_id)]
+            GoldenUnit.version_id == version_id, GoldenUnit.rubric_version_id == rubric_id,
+            GoldenUnit.mode == mode)).one()
+        task_list = [t for t in labeling.all_tasks(s)
+                     if (t.version_id, t.rubric_version_id, t.mode) == (version_id, rubric_id, mode)]
         progress = [p for t in task_list for p in labeling.progress_all(s, t)]
-    strategies = ["stratified", "uncertainty", "candidate"] if judge_run_id is not None else ["candidate"]
-    with st.expander(f"Golden subset: {n_units} units drawn", expanded=n_units == 0):
+    if mode == "pairwise":
+        strategies = ["candidate pair"]
+    else:
+        strategies = ["stratified", "uncertainty", "candidate"] if judge_run_id is not None else ["candidate"]
+    title = "Golden subset" if mode == "pointwise" else "Pairwise golden subset"
+    with st.expander(f"{title}: {n_units} units drawn", expanded=n_units == 0):
         with st.form("draw-golden"):
             c1, c2, c3 = st.columns(3)
             n = c1.number_input("Units to draw", min_value=1, value=60, step=10)
@@ -39,14 +47,15 @@ def golden_section(version_id: int, rubric_id: int, judge_run_id: int | None) ->
                                   value=", ".join(common.annotator_names(url)) or (common.current_annotator() or ""))
             strategy = st.radio("Strategy", strategies, horizontal=True,
                                 help="stratified: candidate × judge verdict; uncertainty: more draws where the judge "
-                                     "was unsure; candidate: by candidate alone, no judge needed. Inclusion "
+                                     "was unsure; candidate: by candidate alone, no judge needed; candidate pair: "
+                                     "pairwise units at random within each pair of candidates. Inclusion "
                                      "probabilities stay known either way.")
             if st.form_submit_button("Draw and assign", type="primary"):
                 try:
                     with common.session() as s:
                         sel = golden.select_golden(
                             s, version_id, rubric_id, judge_run_id if strategy != "candidate" else None, int(n),
-                            seed=int(seed), strategy=strategy,
+                            seed=int(seed), strategy="stratified" if mode == "pairwise" else strategy, mode=mode,
                             annotators=[x.strip() for x in names.split(",") if x.strip()], k=int(k))
                     st.success(f"Drew {sel.created} units ({sel.total} in the subset, {sel.strata} strata); "
                                f"{sel.assignments} assignments.")
@@ -78,10 +87,24 @@ if not judged:
     golden_section(version_id, rubric_id, None)
     st.stop()
 
-version_id, rubric_id = pick_pair(list(dict.fromkeys((v, r) for v, r, _j in judged)))
-runs_here = [j for v, r, j in judged if (v, r) == (version_id, rubric_id)]
-judge_run_id = st.selectbox("Judge run", runs_here, key="agr-judge", format_func=lambda j: f"judge run {j}")
-golden_section(version_id, rubric_id, judge_run_id)
+version_id, rubric_id = pick_pair(list(dict.fromkeys((v, r) for v, r, _j, _m in judged)))
+modes = {j: m for v, r, j, m in judged if (v, r) == (version_id, rubric_id)}
+judge_run_id = st.selectbox("Judge run", list(modes), key="agr-judge",
+                            format_func=lambda j: f"judge run {j} ({modes[j]})")
+golden_section(version_id, rubric_id, judge_run_id, modes[judge_run_id])
+if modes[judge_run_id] == "pairwise":
+    st.subheader("Position bias")
+    with Session(eng) as s:
+        bias = analysis_pairwise.position_bias_section(s, version_id, rubric_id)
+    st.dataframe(pd.DataFrame([{
+        "criterion": b["criterion"],
+        **{name: b[key].fmt() if b.get(key) else "n/a" for name, key in (
+            ("first-position win share [95 % CI]", "first_position_share"),
+            ("swap inconsistency [95 % CI]", "swap_inconsistency"))}} for b in bias]),
+        hide_index=True, width="stretch")
+    st.info("Bradley–Terry strengths from this pairwise run, corrected with the pairwise golden labels, are on the "
+            "**Rankings** page.")
+    st.stop()
 
 # --- the report -------------------------------------------------------------------------------------------------
 try:

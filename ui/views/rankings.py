@@ -24,8 +24,8 @@ if not judged:
     st.info("Rankings need candidate runs, a judge run and a labeled golden subset. Start with the **Runs** page.")
     st.stop()
 with Session(eng) as s:
-    titles = {(v, r): pair_title(s, v, r) for v, r, _j in judged}
-pairs = list(dict.fromkeys((v, r) for v, r, _j in judged))
+    titles = {(v, r): pair_title(s, v, r) for v, r, _j, _m in judged}
+pairs = list(dict.fromkeys((v, r) for v, r, _j, _m in judged))
 version_id, rubric_id = st.selectbox("Eval set × rubric", pairs, format_func=lambda p: titles[p], key="rank-pair")
 
 
