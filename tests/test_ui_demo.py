@@ -76,7 +76,7 @@ def test_demo_starts_a_judge_run_when_a_judge_is_configured(sqlite_engine: Engin
 
 def test_without_a_judge_people_can_draw_and_label_the_demo(sqlite_engine: Engine, tmp_path: Path) -> None:
     """The demo with no judge configured: a golden subset drawn by candidate alone, then labeled blind."""
-    from tests.test_ui_pages import all_text, page
+    from tests.test_ui_pages import all_text, draw_golden, page
 
     _demo({"OWNBENCH_DATABASE_URL": str(sqlite_engine.url)}, tmp_path / "home")
     overview = page("overview")
@@ -84,11 +84,7 @@ def test_without_a_judge_people_can_draw_and_label_the_demo(sqlite_engine: Engin
     at = page("agreement")
     assert "Agreement needs a judge run" in at.info[0].value
     assert next(r for r in at.radio if r.label == "Strategy").options == ["candidate"]
-    next(t for t in at.text_input if t.label == "Annotators (comma separated)").input("dana")
-    next(n for n in at.number_input if n.label == "Units to draw").set_value(10)
-    next(n for n in at.number_input if n.label == "Annotators per unit (k)").set_value(1)
-    next(b for b in at.button if b.label == "Draw and assign").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    draw_golden(at, "dana", 10, k=1)
     with Session(sqlite_engine) as s:
         units = s.exec(select(GoldenUnit)).all()
         assert len(units) == 10 and {u.selection["strategy"] for u in units} == {"candidate"}

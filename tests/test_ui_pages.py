@@ -46,6 +46,16 @@ def all_text(at: AppTest) -> str:
     return "\n".join(out)
 
 
+def draw_golden(at: AppTest, annotators: str, units: int, k: int | None = None) -> None:
+    """Fill in the Agreement page's draw form and submit it; the draw must succeed."""
+    next(t for t in at.text_input if t.label == "Annotators (comma separated)").input(annotators)
+    next(n for n in at.number_input if n.label == "Units to draw").set_value(units)
+    if k is not None:
+        next(n for n in at.number_input if n.label == "Annotators per unit (k)").set_value(k)
+    next(b for b in at.button if b.label == "Draw and assign").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+
+
 @pytest.fixture
 def seeded(sqlite_engine: Engine):  # type: ignore[no-untyped-def]
     return seed_project(sqlite_engine, simulated_labels=True)
@@ -207,10 +217,7 @@ def test_agreement_page_draws_golden_and_shows_rationale_only_here(sqlite_engine
 def test_agreement_page_draws_a_golden_subset_with_known_probabilities(sqlite_engine: Engine) -> None:
     seed_project(sqlite_engine, golden_items=0)  # simulated judge verdicts, nothing drawn yet
     at = page("agreement")
-    next(t for t in at.text_input if t.label == "Annotators (comma separated)").input("dana, erin")
-    next(n for n in at.number_input if n.label == "Units to draw").set_value(4)
-    next(b for b in at.button if b.label == "Draw and assign").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    draw_golden(at, "dana, erin", 4)
     with Session(sqlite_engine) as s:
         units = s.exec(select(GoldenUnit)).all()
         assignments = s.exec(select(GoldenAssignment)).all()
@@ -257,11 +264,7 @@ def test_agreement_page_draws_pairwise_units_from_a_pairwise_run(sqlite_engine: 
     at.selectbox(key="agr-judge").set_value(pairwise_run).run()
     assert next(r for r in at.radio if r.label == "Strategy").options == ["candidate pair"]
     assert any("first-position win share" in str(df.value.columns.tolist()) for df in at.dataframe)
-    next(t for t in at.text_input if t.label == "Annotators (comma separated)").input("pat")
-    next(n for n in at.number_input if n.label == "Units to draw").set_value(6)
-    next(n for n in at.number_input if n.label == "Annotators per unit (k)").set_value(1)
-    next(b for b in at.button if b.label == "Draw and assign").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    draw_golden(at, "pat", 6, k=1)
     with Session(sqlite_engine) as s:
         units = s.exec(select(GoldenUnit)).all()
     assert len(units) == 6 and all(u.mode == "pairwise" and u.output_b_id for u in units)
