@@ -84,9 +84,10 @@ def _candidate_population(session: Session, version_id: int) -> tuple[list[int],
         raise InputError(f"no eval set version {version_id}", where="--set")
     outs: list[tuple[int, int, str]] = []
     for cand, run in select_runs(session, version, None):
-        for o in session.exec(select(Output).where(Output.run_id == run.id)):
-            if o.error is None and o.text and o.text.strip():
-                outs.append((int(o.id), int(o.item_id), f"candidate {cand.id}"))  # type: ignore[arg-type]
+        rows = session.exec(select(Output.id, Output.item_id, Output.text).where(
+            Output.run_id == run.id, Output.error.is_(None))).all()  # type: ignore[union-attr]
+        # the same test as the judge's (Python's strip: SQL trim would keep newline-only outputs)
+        outs += [(int(o), int(i), f"candidate {cand.id}") for o, i, text in rows if text and text.strip()]
     outs.sort()
     return [o for o, _, _ in outs], [i for _, i, _ in outs], [k for _, _, k in outs]
 
