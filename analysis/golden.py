@@ -20,11 +20,11 @@ from analysis.data import criteria_of, latest_judge_run
 from storage.errors import InputError
 from storage.models import (
     Annotator,
+    EvalSetVersion,
     GoldenAssignment,
     GoldenUnit,
     JudgeRun,
     Judgment,
-    EvalSetVersion,
     Output,
     RubricVersion,
     Run,
