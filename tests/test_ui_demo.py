@@ -12,7 +12,18 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
-from storage.models import Annotator, Candidate, EvalSet, GoldenUnit, Job, Judgment, Label, Output, RubricVersion, Run
+from storage.models import (
+    Annotator,
+    Candidate,
+    EvalSet,
+    GoldenUnit,
+    Job,
+    Judgment,
+    Label,
+    Output,
+    RubricVersion,
+    Run,
+)
 from tests.conftest import ROOT
 
 
