@@ -12,9 +12,7 @@ Export: one row per verdict, judge or human, each saying which (`source`: "judge
 from __future__ import annotations
 
 import csv
-import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,27 +22,9 @@ from analysis.data import criteria_of, latest_judge_run
 from storage.errors import InputError
 from storage.hashing import file_hash
 from storage.models import Annotator, Candidate, Item, Judgment, Label, Output, RubricVersion, Run
+from storage.rowfiles import read_rows
 
 REQUIRED = ("item", "candidate", "criterion", "label", "annotator")
-
-
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(line number, row) or (line number, reason) when the line cannot be read."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
-        for row in reader:
-            yield reader.line_num, {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
-        return
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield n, f"not valid JSON ({exc.msg} at column {exc.colno})"
-            continue
-        yield n, row if isinstance(row, dict) else "each line must be a JSON object"
 
 
 def _normalize(criterion: dict[str, Any], value: Any) -> tuple[str, float | None]:
@@ -97,7 +77,7 @@ def import_labels(
         outputs[(o.run_id, o.item_id)] = o
     problems: list[str] = []
     good: list[dict[str, Any]] = []
-    for line, row in _rows(p):
+    for line, row in read_rows(p, strip_csv=True):
         where = f"{p.name}:{line}"
         if isinstance(row, str):
             problems.append(f"{where}: {row}")

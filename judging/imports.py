@@ -17,8 +17,6 @@ as file:line: reason and nothing is written unless the whole file is good. One j
 """
 from __future__ import annotations
 
-import csv
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from judging.verdicts import PAIRWISE_SCORES
 from storage.errors import InputError
 from storage.hashing import file_hash
 from storage.models import EvalSetVersion, JudgeRun, Judgment, Output, utcnow
+from storage.rowfiles import read_rows
 
 FIELDS = ("item", "candidate", "candidate_b", "criterion", "verdict", "judge", "rationale", "unscored_reason")
 REQUIRED = ("item", "candidate", "criterion")
@@ -52,37 +51,6 @@ class ImportSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(line number, row) for each row; a string instead of a row is why the line could not be read."""
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            unknown = [f for f in (reader.fieldnames or []) if f not in FIELDS + PROVENANCE]
-            if unknown:
-                yield 1, f"unknown column(s) {', '.join(unknown)}; columns are: {', '.join(FIELDS)}"
-                return
-            for row in reader:
-                yield reader.line_num, {k: v for k, v in row.items() if k is not None}
-        return
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield n, f"not valid JSON ({exc.msg} at column {exc.colno})"
-                continue
-            if not isinstance(obj, dict):
-                yield n, "each line must be a JSON object"
-                continue
-            unknown = [k for k in obj if k not in FIELDS + PROVENANCE]
-            if unknown:
-                yield n, f"unknown field(s) {', '.join(unknown)}; fields are: {', '.join(FIELDS)}"
-                continue
-            yield n, obj
 
 
 def _text(value: Any) -> str | None:
@@ -134,7 +102,7 @@ def import_judgments(
             bad(line, f"{field} {cand!r} has no output for this item in its latest run (#{run.id})")
         return o
 
-    for line, row in _rows(p):
+    for line, row in read_rows(p, allowed=FIELDS + PROVENANCE, named=FIELDS):
         if isinstance(row, str):
             bad(line, row)
             continue
