@@ -31,6 +31,7 @@ from storage.models import (
 )
 
 STRATEGIES = ("stratified", "uncertainty", "candidate")
+PAIR_STRATEGY = "candidate pair"  # the only design for pairwise units
 
 
 def is_unsure(judgment: Judgment, criterion: dict[str, Any]) -> bool:
@@ -155,8 +156,10 @@ def select_golden(
 
     if mode not in ("pointwise", "pairwise"):
         raise InputError(f"mode {mode!r} is not one of pointwise, pairwise", where="--mode")
-    if strategy not in STRATEGIES:
-        raise InputError(f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}", where="--strategy")
+    allowed = STRATEGIES if mode == "pointwise" else ("stratified", PAIR_STRATEGY)
+    if strategy not in allowed:
+        raise InputError(f"strategy {strategy!r} is not one of {', '.join(allowed)} for {mode} units", where="--strategy",
+                         hint="pairwise units take no strategy: leave --strategy out" if mode == "pairwise" else None)
     if n <= 0:
         raise InputError("the number of units to draw must be positive", where="--n")
     annotators = [a.strip() for a in (annotators or []) if a.strip()]
@@ -168,15 +171,14 @@ def select_golden(
     unsure_l: list[bool] = []
     design: dict[str, Any]
     if mode == "pairwise":
-        if strategy != "stratified" or criterion is not None:
+        if criterion is not None:
             raise InputError("pairwise golden units are drawn at random within each pair of candidates: "
-                             "--strategy and --criterion do not apply", where="--strategy" if strategy != "stratified"
-                             else "--criterion", hint="leave them out with --mode pairwise")
+                             "--criterion does not apply", where="--criterion", hint="leave it out with --mode pairwise")
         run = _judge_run(session, version_id, rubric_version_id, judge_run_id, "pairwise")
         keys_l, items, strata_l = _pair_population(session, run.id)  # type: ignore[arg-type]
         if not keys_l:
             raise InputError(f"pairwise judge run {run.id} has no battles", where="--judge-run")
-        design = {"judge_run_id": run.id, "criterion": None, "strategy": "candidate pair"}
+        design = {"judge_run_id": run.id, "criterion": None, "strategy": PAIR_STRATEGY}
     elif strategy == "candidate":
         if criterion is not None or judge_run_id is not None:
             raise InputError("strategy 'candidate' draws by candidate alone: it takes no criterion or judge run",

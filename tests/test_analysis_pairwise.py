@@ -113,8 +113,8 @@ def test_pairwise_golden_draw_within_candidate_pairs_feeds_the_correction(sqlite
         assert len({(u.output_id, u.output_b_id) for u in units}) == 30
         swaps = [a.swap for a in s.exec(select(GoldenAssignment))]
         assert 0 < sum(swaps) < len(swaps)  # the order is randomised per annotator
-        more = select_golden(s, vid, rid, pairwise_run, 6, seed=5, mode="pairwise")
-        assert more.total == 36
+        more = select_golden(s, vid, rid, pairwise_run, 6, seed=5, mode="pairwise", strategy="candidate pair")
+        assert more.total == 36 and more.strategy == "candidate pair"
         for u in s.exec(select(GoldenUnit).where(GoldenUnit.mode == "pairwise")):
             assert u.inclusion_prob == pytest.approx(12 / 60)
         for a in s.exec(select(GoldenAssignment)):
@@ -125,7 +125,9 @@ def test_pairwise_golden_draw_within_candidate_pairs_feeds_the_correction(sqlite
         rep = ranking_report(s, vid, rid, n_boot=200)
     c = next(c for c in rep.to_dict()["pairwise"]["criteria"] if c["criterion"] == "correct")
     assert c["golden"] == 30  # the labeled units, all assigned; the 6 unassigned ones carry no label
-    refusals = [({"strategy": "uncertainty"}, "--strategy and --criterion do not apply"),
+    refusals = [({"strategy": "uncertainty"}, "'uncertainty' is not one of stratified, candidate pair for pairwise"),
+                ({"criterion": "correct"}, "--criterion does not apply"),
+                ({"strategy": "candidate pair", "mode": "pointwise"}, "not one of stratified, uncertainty, candidate for"),
                 ({"judge_run_id": pairwise_run, "mode": "pointwise"}, "is pairwise, not pointwise")]
     for kwargs, match in refusals:
         with pytest.raises(InputError, match=match), session_scope(sqlite_engine) as s:

@@ -151,7 +151,7 @@ def golden_select(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Draw outputs at random within strata (candidate × judge verdict, or candidate alone) and assign them to annotators."""
-    from analysis.golden import select_golden
+    from analysis.golden import PAIR_STRATEGY, select_golden
     from ownbench.cli.common import console, print_json, session
 
     names = [a for a in (annotators or "").split(",") if a.strip()]
@@ -163,7 +163,7 @@ def golden_select(
         print_json(sel.to_dict())
     else:
         strata = (f"criterion {sel.criterion!r}" if sel.criterion else
-                  "candidate pairs" if sel.strategy == "candidate pair" else "candidate alone")
+                  "candidate pairs" if sel.strategy == PAIR_STRATEGY else "candidate alone")
         console.print(f"drew {sel.created} unit(s) ({sel.total} in the golden subset) over {sel.strata} strata of "
                       f"{strata}, strategy {sel.strategy}, seed {sel.seed}; {sel.assignments} assignment(s)")
 

@@ -33,7 +33,7 @@ def golden_section(version_id: int, rubric_id: int, judge_run_id: int | None, mo
                      if (t.version_id, t.rubric_version_id, t.mode) == (version_id, rubric_id, mode)]
         progress = [p for t in task_list for p in labeling.progress_all(s, t)]
     if mode == "pairwise":
-        strategies = ["candidate pair"]
+        strategies = [golden.PAIR_STRATEGY]
     else:
         strategies = ["stratified", "uncertainty", "candidate"] if judge_run_id is not None else ["candidate"]
     title = "Golden subset" if mode == "pointwise" else "Pairwise golden subset"
@@ -55,7 +55,7 @@ def golden_section(version_id: int, rubric_id: int, judge_run_id: int | None, mo
                     with common.session() as s:
                         sel = golden.select_golden(
                             s, version_id, rubric_id, judge_run_id if strategy != "candidate" else None, int(n),
-                            seed=int(seed), strategy="stratified" if mode == "pairwise" else strategy, mode=mode,
+                            seed=int(seed), strategy=strategy, mode=mode,
                             annotators=[x.strip() for x in names.split(",") if x.strip()], k=int(k))
                     st.success(f"Drew {sel.created} units ({sel.total} in the subset, {sel.strata} strata); "
                                f"{sel.assignments} assignments.")
