@@ -276,3 +276,22 @@ def test_agreement_page_draws_pairwise_units_from_a_pairwise_run(sqlite_engine: 
     with Session(sqlite_engine) as s:
         saved = s.exec(select(Label)).one()
     assert saved.output_b_id is not None and saved.verdict in {"A", "B"}
+
+
+def test_agreement_page_draws_by_candidate_where_no_judge_has_run_yet(sqlite_engine: Engine) -> None:
+    seeded = seed_project(sqlite_engine, golden_items=0)  # a judge run on the first rubric only (SIMULATED)
+    with Session(sqlite_engine) as s:
+        first = s.get(RubricVersion, seeded.rubric_version_id)
+        second = RubricVersion(name=first.name, content_hash="f" * 64, yaml_text=first.yaml_text, spec=first.spec)
+        s.add(second)
+        s.commit()
+        second_id = second.id
+    at = page("agreement")
+    pair = next(p for p in at.selectbox(key="agr-pair").options if "(ffffffff)" in p)
+    at.selectbox(key="agr-pair").select(pair).run()
+    assert any("No judge run on this eval set and rubric yet" in i.value for i in at.info)
+    assert next(r for r in at.radio if r.label == "Strategy").options == ["candidate"]
+    draw_golden(at, "dana", 3, k=1)
+    with Session(sqlite_engine) as s:
+        units = s.exec(select(GoldenUnit)).all()
+    assert len(units) == 3 and {u.rubric_version_id for u in units} == {second_id}

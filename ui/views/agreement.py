@@ -76,19 +76,22 @@ def pick_pair(pairs: list[tuple[int, int]]) -> tuple[int, int]:
 
 
 judged = queries.judged_pairs(url)
+# pairs with a judge run first; then those without, where people can still draw by candidate alone and label
+pairs = list(dict.fromkeys([(v, r) for v, r, _j, _m in judged] + queries.labelable_pairs(url)))
 if not judged:
     st.info("Agreement needs a judge run: start one on the **Runs** page. People need not wait for it: draw a "
             "golden subset by candidate alone here and label it on the **Label** page.")
-    labelable = queries.labelable_pairs(url)
-    if not labelable:
-        st.caption("Drawing needs candidate outputs on a frozen eval set and a stored rubric.")
-        st.stop()
-    version_id, rubric_id = pick_pair(labelable)
+if not pairs:
+    st.caption("Drawing needs candidate outputs on a frozen eval set and a stored rubric.")
+    st.stop()
+version_id, rubric_id = pick_pair(pairs)
+modes = {j: m for v, r, j, m in judged if (v, r) == (version_id, rubric_id)}
+if not modes:
+    if judged:
+        st.info("No judge run on this eval set and rubric yet: draw a golden subset by candidate alone, or start a "
+                "judge run on the **Runs** page.")
     golden_section(version_id, rubric_id, None)
     st.stop()
-
-version_id, rubric_id = pick_pair(list(dict.fromkeys((v, r) for v, r, _j, _m in judged)))
-modes = {j: m for v, r, j, m in judged if (v, r) == (version_id, rubric_id)}
 judge_run_id = st.selectbox("Judge run", list(modes), key="agr-judge",
                             format_func=lambda j: f"judge run {j} ({modes[j]})")
 golden_section(version_id, rubric_id, judge_run_id, modes[judge_run_id])
