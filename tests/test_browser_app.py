@@ -104,7 +104,10 @@ def seeded_app(tmp_path: Path) -> Iterator[tuple[AppServer, str, object]]:
 
 def _ready(page) -> None:  # type: ignore[no-untyped-def]
     """Wait until the step's buttons (and so their shortcuts) are on the page and the fragment is idle."""
-    page.get_by_role("button", name="Skip").wait_for()
+    from playwright.sync_api import expect
+
+    # While a fragment reruns, Streamlit can show the stale step beside the new one: wait for a single step.
+    expect(page.get_by_role("button", name="Skip")).to_have_count(1, timeout=30_000)
     # The status widget shows only after a delay, so it can still be hidden while a run is under way;
     # the app root's script state is what says the page is idle (a key pressed mid-run may be lost).
     page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for()
