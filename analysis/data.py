@@ -6,7 +6,9 @@ Rules applied here, once, so every report counts the same way:
 - per annotator × unit × criterion the latest label counts; skipped labels are not verdicts;
 - a label counts for calibration only if it was made on an assigned golden unit (the draw's probabilities are
   known) or carries an inclusion probability (an import that declared how its units were drawn); labels made
-  outside an assignment still count for agreement, and are flagged and counted.
+  outside an assignment still count for agreement, and are flagged and counted;
+- where a reviewer adjudicated a drawn unit × criterion, calibration uses the latest adjudicated label instead of
+  the annotators' mean; agreement still compares the annotators' own labels.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from sqlmodel import Session, select
 
 from storage.errors import InputError
 from storage.models import (
+    Adjudication,
     Annotator,
     Candidate,
     GoldenAssignment,
@@ -107,6 +110,7 @@ class CriterionData:
     outside: int  # latest labels made outside an assignment and without a known probability
     labels_total: int
     length: np.ndarray  # output length in characters (verbosity diagnostics)
+    adjudicated: int = 0  # units where calibration uses a reviewer's adjudicated label instead of the mean
 
     @property
     def id(self) -> str:
@@ -194,6 +198,11 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
         select(GoldenUnit).where(GoldenUnit.version_id == version_id, GoldenUnit.rubric_version_id == rubric_version_id,
                                  GoldenUnit.mode == "pointwise"))}
     strata_cache: dict[tuple, dict[int, str]] = {}
+    adjudicated: dict[tuple[int, str], Adjudication] = {}  # latest per output × criterion
+    for adj in session.exec(select(Adjudication).where(Adjudication.rubric_version_id == rubric_version_id,
+                                                       Adjudication.output_b_id.is_(None))  # type: ignore[union-attr]
+                            .order_by(Adjudication.id)):  # type: ignore[arg-type]
+        adjudicated[(adj.output_id, adj.criterion_id)] = adj
 
     for crit in crits:
         cid_ = str(crit["id"])
@@ -253,6 +262,18 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
                     strata[r, c] = mapping[out]
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        # where a reviewer adjudicated a drawn unit, calibration uses that label instead of the annotators' mean
+        n_adj = 0
+        for (out, crit_id), adj in adjudicated.items():
+            unit = golden.get(adj.golden_unit_id)
+            if crit_id != cid_ or out not in study.output_index or unit is None or unit.inclusion_prob is None:
+                continue
+            v = code_of(crit, adj.verdict, adj.score)
+            if not np.isfinite(v):
+                continue
+            r, c = study.output_index[out]
+            mean[r, c], prob[r, c], calib[r, c] = v, unit.inclusion_prob, True
+            n_adj += 1
         study.criteria[cid_] = CriterionData(crit, domain, level, judge, judged, unscored, humans, mean, calib & judged,
-                                             strata, prob, outside, total, length)
+                                             strata, prob, outside, total, length, n_adj)
     return study

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from analysis.people import Viewer
 from storage.errors import InputError
 from storage.models import (
     Annotator,
@@ -398,8 +399,9 @@ def progress(session: Session, annotator_id: int, task: LabelingTask) -> Progres
     )
 
 
-def progress_all(session: Session, task: LabelingTask) -> list[Progress]:
-    """Progress of every annotator assigned in this golden subset."""
+def progress_all(session: Session, task: LabelingTask, *, viewer: Viewer) -> list[Progress]:
+    """Progress of every annotator assigned in this golden subset (reviewers and owners only)."""
+    viewer.require("review", "other people's progress")
     ids = session.exec(
         select(GoldenAssignment.annotator_id)
         .join(GoldenUnit, GoldenAssignment.golden_unit_id == GoldenUnit.id)

@@ -19,9 +19,21 @@ from typing import Any
 from sqlmodel import Session, select
 
 from analysis.data import criteria_of, latest_judge_run
+from analysis.people import Viewer
 from storage.errors import InputError
 from storage.hashing import file_hash
-from storage.models import Annotator, Candidate, Item, Judgment, Label, Output, RubricVersion, Run
+from storage.models import (
+    Adjudication,
+    Annotator,
+    Candidate,
+    GoldenUnit,
+    Item,
+    Judgment,
+    Label,
+    Output,
+    RubricVersion,
+    Run,
+)
 from storage.rowfiles import read_rows
 
 REQUIRED = ("item", "candidate", "criterion", "label", "annotator")
@@ -158,8 +170,11 @@ def import_labels(
             "file_hash": digest}
 
 
-def export_rows(session: Session, version_id: int, rubric_version_id: int, judge_run_id: int | None = None) -> list[dict[str, Any]]:
-    """Every latest judgment and every latest human label, one row each, saying which it is."""
+def export_rows(session: Session, version_id: int, rubric_version_id: int, judge_run_id: int | None = None, *,
+                viewer: Viewer) -> list[dict[str, Any]]:
+    """Every latest judgment, every latest human label and every latest adjudicated label, one row each, saying
+    which it is (source judge / human / adjudicated). Reviewers and owners only: it holds everything."""
+    viewer.require("review", "the export of judgments and labels")
     items = {i.id: i.item_key for i in session.exec(select(Item).where(Item.version_id == version_id))}
     cands = {c.id: c.name for c in session.exec(select(Candidate))}
     run_cand = {r.id: r.candidate_id for r in session.exec(select(Run).where(Run.version_id == version_id))}
@@ -193,6 +208,20 @@ def export_rows(session: Session, version_id: int, rubric_version_id: int, judge
                      "criterion": lab.criterion_id, "status": "skipped" if lab.skipped else "labeled",
                      "verdict": lab.verdict, "score": lab.score, "reason": lab.comment,
                      "golden": lab.golden_unit_id is not None, "inclusion_prob": lab.inclusion_prob})
+    latest_a: dict[tuple, Adjudication] = {}
+    for adj in session.exec(select(Adjudication).where(Adjudication.rubric_version_id == rubric_version_id)
+                            .order_by(Adjudication.id)):  # type: ignore[arg-type]
+        latest_a[(adj.golden_unit_id, adj.criterion_id)] = adj
+    for adj in latest_a.values():
+        unit = session.get(GoldenUnit, adj.golden_unit_id)
+        if unit is None or unit.item_id not in items:
+            continue
+        # marked: source "adjudicated", the reviewer as rater, the note as reason; calibration uses this label
+        rows.append({"source": "adjudicated", "rater": names.get(adj.adjudicator_id), "item": items[unit.item_id],
+                     "candidate": out_cand.get(adj.output_id),
+                     "candidate_b": out_cand.get(adj.output_b_id) if adj.output_b_id else None,
+                     "criterion": adj.criterion_id, "status": "adjudicated", "verdict": adj.verdict,
+                     "score": adj.score, "reason": adj.note, "golden": True, "inclusion_prob": unit.inclusion_prob})
     return rows
 
 

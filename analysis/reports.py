@@ -14,6 +14,7 @@ import numpy as np
 from sqlmodel import Session
 
 from analysis.data import CriterionData, StudyData, load_study
+from analysis.people import Viewer
 from stats.estimate import Estimate
 from stats.gate import GateConfig, GateDecision, check_gate
 
@@ -89,7 +90,9 @@ class AgreementReport:
         for c in self.criteria:
             lines += [f"## {c['criterion']} ({c['type']}, {c['level']})", "",
                       f"Human labels: {c['labels_total']} on {c['units']} units by {len(c['annotators'])} "
-                      f"annotator(s); {c['outside']} label(s) made outside an assignment (agreement only).", ""]
+                      f"annotator(s); {c['outside']} label(s) made outside an assignment (agreement only). "
+                      f"{c.get('adjudicated', 0)} unit(s) adjudicated by a reviewer: agreement compares the "
+                      "annotators' own labels; calibration uses the adjudicated label there.", ""]
             if c.get("note"):
                 lines += [c["note"], ""]
                 continue
@@ -153,10 +156,11 @@ def _units_with_humans(cd: CriterionData) -> tuple[np.ndarray, np.ndarray]:
 
 
 def agreement_report(
-    session: Session, version_id: int, rubric_version_id: int, judge_run_id: int | None = None, *,
+    session: Session, version_id: int, rubric_version_id: int, judge_run_id: int | None = None, *, viewer: Viewer,
     n_boot: int = 2000, seed: int = 0, epsilon: float = 0.2, alt_threshold: float = 0.5,
 ) -> AgreementReport:
     """Judge–human and human–human agreement per criterion, judge-bias diagnostics and the Alt-Test."""
+    viewer.require("review", "agreement")
     from stats.agreement import criterion_agreement
     from stats.alt_test import alt_test
     from stats.bias import leniency, self_preference, verbosity
@@ -169,6 +173,7 @@ def agreement_report(
         entry: dict[str, Any] = {
             "criterion": cid, "type": cd.criterion.get("type"), "level": cd.level, "units": int(rows.size),
             "labels_total": cd.labels_total, "outside": cd.outside, "annotators": sorted(cd.humans),
+            "adjudicated": cd.adjudicated,
             "label_names": _label_names(cd), "unscored": int(cd.unscored.sum()),
         }
         if rows.size == 0:
@@ -323,7 +328,9 @@ class RankingReport:
         out = [f"# Ranking: {h['set']} · rubric {h['rubric']} ({h['rubric_hash'][:8]})", "",
                f"Judge `{h['judge_model']}` (judge run {h['judge_run']}), calibrated against human golden labels "
                "(prediction-powered, PPI++). Estimates with 95 % intervals; rank = range of ranks compatible with "
-               "the intervals; pairwise differences: paired bootstrap over items, Holm-adjusted.", ""]
+               "the intervals; pairwise differences: paired bootstrap over items, Holm-adjusted. Where a reviewer "
+               "adjudicated a disagreement, calibration uses the adjudicated label instead of the annotators' mean.",
+               ""]
         for c in self.criteria:
             out += [f"## {c['criterion']} ({c['type']})", ""]
             if c.get("note"):
@@ -334,6 +341,8 @@ class RankingReport:
                 out.append(f"- **Judge-only numbers hidden**: {c['judge_hidden']}")
             if c.get("withheld") or c.get("judge_hidden"):
                 out.append("")
+            if c.get("adjudicated"):
+                out += [f"Adjudicated labels used in calibration: {c['adjudicated']}.", ""]
             if c.get("alpha_judge_vs_human") is not None:
                 out += [f"Judge–human Krippendorff's alpha: {_f(c['alpha_judge_vs_human'])}.", ""]
             rows = c.get("rows") or []
@@ -428,10 +437,11 @@ def _pairwise_only(session: Session, version_id: int, rubric_version_id: int, pa
 
 
 def ranking_report(
-    session: Session, version_id: int, rubric_version_id: int, *, force: bool = False, gate: GateConfig = GateConfig(),
-    judge_run_id: int | None = None, n_boot: int = 10_000, seed: int = 0,
+    session: Session, version_id: int, rubric_version_id: int, *, viewer: Viewer, force: bool = False,
+    gate: GateConfig = GateConfig(), judge_run_id: int | None = None, n_boot: int = 10_000, seed: int = 0,
 ) -> RankingReport:
     """Candidates ranked per criterion by calibrated estimate, gated (see `stats.gate`)."""
+    viewer.require("review", "rankings")
     from analysis.pairwise import latest_pairwise_run, pairwise_section
     from stats.ranking import pareto_front, rank_by_influence, rank_ranges
     from storage.errors import InputError
@@ -448,7 +458,7 @@ def ranking_report(
     numeric = [c for c, cd in study.criteria.items() if cd.criterion.get("type") in ("binary", "ordinal")]
     decision, alpha = _gate(study, numeric, gate)
     for cid, cd in study.criteria.items():
-        entry: dict[str, Any] = {"criterion": cid, "type": cd.criterion.get("type")}
+        entry: dict[str, Any] = {"criterion": cid, "type": cd.criterion.get("type"), "adjudicated": cd.adjudicated}
         if cid not in numeric:
             entry["note"] = ("Categorical criterion: agreement only (see `ownbench agreement`); a ranking needs a "
                              "criterion with a scale (binary or ordinal).")
@@ -560,7 +570,7 @@ class CompareReport:
 
 
 def compare_report(
-    session: Session, version_id: int, rubric_version_id: int, baseline: str, candidate: str, *,
+    session: Session, version_id: int, rubric_version_id: int, baseline: str, candidate: str, *, viewer: Viewer,
     level: float = 0.05, gate: GateConfig = GateConfig(), judge_run_id: int | None = None,
     n_boot: int = 10_000, seed: int = 0, force: bool = False,
 ) -> CompareReport:
@@ -569,6 +579,7 @@ def compare_report(
     regressions; exact McNemar on paired binary verdicts beside it."""
     from sqlmodel import select
 
+    viewer.require("review", "comparisons of candidates")
     from stats.estimate import percentile_interval
     from stats.ranking import bootstrap_item_means, bootstrap_p_value, holm, mcnemar_exact
     from storage.errors import InputError

@@ -205,10 +205,19 @@ class Judgment(SQLModel, table=True):
 # --- humans ----------------------------------------------------------------------------------------------------
 
 
+ROLES = ("owner", "reviewer", "annotator")
+
+
 class Annotator(SQLModel, table=True):
+    """A person: the identity they sign in with (an e-mail address under OIDC) and their role.
+
+    `role` is owner, reviewer or annotator; None once removed (their labels stay, attributed to them).
+    """
+
     __tablename__ = "annotator"
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(unique=True, max_length=200)
+    role: Optional[str] = Field(default="annotator", max_length=20)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -264,6 +273,27 @@ class Label(SQLModel, table=True):
     source: str = Field(default="app", max_length=20)  # app | imported
     source_file: Optional[str] = Field(default=None, max_length=500)
     source_file_hash: Optional[str] = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Adjudication(SQLModel, table=True):
+    """A reviewer's verdict on a golden unit × criterion where annotators disagreed. Append-only, kept apart from
+    the annotators' labels; where one exists, calibration uses the latest adjudication instead of their mean.
+    `labels` records the annotators' latest labels it resolved (label id, annotator, verdict) as provenance."""
+
+    __tablename__ = "adjudication"
+    __table_args__ = (Index("ix_adjudication_unit", "golden_unit_id", "criterion_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    golden_unit_id: int = Field(foreign_key="golden_unit.id")
+    rubric_version_id: int = Field(foreign_key="rubric_version.id", index=True)
+    criterion_id: str = Field(max_length=100)
+    output_id: int = Field(foreign_key="output.id")
+    output_b_id: Optional[int] = Field(default=None, foreign_key="output.id")
+    verdict: str = Field(max_length=100)
+    score: Optional[float] = None
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    adjudicator_id: int = Field(foreign_key="annotator.id", index=True)
+    labels: list = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
 
 

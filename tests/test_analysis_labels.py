@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from analysis.data import load_study
 from analysis.labels import export_rows, import_labels, write_export
+from analysis.people import CLI
 from storage.db import session_scope
 from storage.errors import InputError
 from storage.models import Annotator, Label
@@ -58,7 +59,7 @@ def test_import_declares_its_design_and_export_says_human_or_judge(engine, tmp_p
         study = load_study(s, vid, rid)
         cd = study.criteria["correct"]
         assert cd.outside == 2 and cd.calib.sum() == 1 and len(cd.humans) == 2
-        rows = export_rows(s, vid, rid)
+        rows = export_rows(s, vid, rid, viewer=CLI)
     human = [r for r in rows if r["source"] == "human"]
     judge = [r for r in rows if r["source"] == "judge"]
     assert len(human) == 4 and len(judge) == 20 * 2 * 3

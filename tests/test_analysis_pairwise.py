@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 from sqlmodel import select
 
+from analysis.people import CLI
 from analysis.reports import agreement_report, ranking_report
 from storage.db import session_scope
 from storage.models import Annotator, GoldenAssignment, GoldenUnit, JudgeRun, Judgment, Label, Output, Run
@@ -65,8 +66,8 @@ def _seed_pairwise(engine, golden_per_pair=20, seed=0):
 def test_pairwise_strengths_are_corrected_and_position_bias_measured(sqlite_engine):
     vid, rid = _seed_pairwise(sqlite_engine)
     with session_scope(sqlite_engine) as s:
-        rep = ranking_report(s, vid, rid, n_boot=500)
-        forced = ranking_report(s, vid, rid, n_boot=500, force=True)
+        rep = ranking_report(s, vid, rid, viewer=CLI, n_boot=500)
+        forced = ranking_report(s, vid, rid, viewer=CLI, n_boot=500, force=True)
     pw = rep.to_dict()["pairwise"]
     c = next(c for c in pw["criteria"] if c["criterion"] == "correct")
     assert c["battles"] == 180 and c["golden"] == 60
@@ -82,7 +83,7 @@ def test_pairwise_strengths_are_corrected_and_position_bias_measured(sqlite_engi
 def test_pairwise_correction_is_withheld_with_few_labels(sqlite_engine):
     vid, rid = _seed_pairwise(sqlite_engine, golden_per_pair=5)
     with session_scope(sqlite_engine) as s:
-        rep = ranking_report(s, vid, rid, n_boot=300)
+        rep = ranking_report(s, vid, rid, viewer=CLI, n_boot=300)
     c = next(c for c in rep.to_dict()["pairwise"]["criteria"] if c["criterion"] == "correct")
     assert "calibrated" not in c and "at least 30" in c["withheld"]
 
@@ -90,7 +91,7 @@ def test_pairwise_correction_is_withheld_with_few_labels(sqlite_engine):
 def test_agreement_report_shows_position_bias(sqlite_engine):
     vid, rid = _seed_pairwise(sqlite_engine, golden_per_pair=10)
     with session_scope(sqlite_engine) as s:
-        rep = agreement_report(s, vid, rid, n_boot=100)
+        rep = agreement_report(s, vid, rid, viewer=CLI, n_boot=100)
     pb = rep.to_dict()["position_bias"]
     assert pb and pb[0]["criterion"] == "correct" and pb[0]["first_position_share"]["value"] > 0.6
     assert "Position bias" in rep.to_markdown()
@@ -122,7 +123,7 @@ def test_pairwise_golden_draw_within_candidate_pairs_feeds_the_correction(sqlite
             s.add(Label(annotator_id=a.annotator_id, rubric_version_id=rid, criterion_id="correct", item_id=u.item_id,
                         output_id=u.output_id, output_b_id=u.output_b_id, golden_unit_id=u.id, verdict="A", score=1.0))
     with session_scope(sqlite_engine) as s:
-        rep = ranking_report(s, vid, rid, n_boot=200)
+        rep = ranking_report(s, vid, rid, viewer=CLI, n_boot=200)
     c = next(c for c in rep.to_dict()["pairwise"]["criteria"] if c["criterion"] == "correct")
     assert c["golden"] == 30  # the labeled units, all assigned; the 6 unassigned ones carry no label
     refusals = [({"strategy": "uncertainty"}, "'uncertainty' is not one of stratified, candidate pair for pairwise"),
@@ -134,4 +135,4 @@ def test_pairwise_golden_draw_within_candidate_pairs_feeds_the_correction(sqlite
             select_golden(s, vid, rid, kwargs.pop("judge_run_id", None), 5, seed=6,
                           **{"mode": "pairwise", **kwargs})
     with pytest.raises(InputError, match="need a pointwise judge run"), session_scope(sqlite_engine) as s:
-        agreement_report(s, vid, rid, pairwise_run, n_boot=50)
+        agreement_report(s, vid, rid, pairwise_run, viewer=CLI, n_boot=50)

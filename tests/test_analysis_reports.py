@@ -8,6 +8,7 @@ from sqlmodel import select
 
 from analysis.data import load_study
 from analysis.golden import select_golden
+from analysis.people import CLI
 from analysis.reports import agreement_report, compare_report, ranking_report
 from evalsets.freeze import ItemDraft, freeze
 from stats.gate import GateConfig
@@ -212,7 +213,7 @@ def test_golden_by_candidate_then_judged_calibrates(sqlite_engine):
     with session_scope(sqlite_engine) as s:
         with pytest.raises(InputError, match=r"another design \(by candidate alone\)"):
             select_golden(s, vid, rid, None, 5, seed=9)
-        rep = ranking_report(s, vid, rid, n_boot=1000)
+        rep = ranking_report(s, vid, rid, viewer=CLI, n_boot=1000)
         runs = {c.name: s.exec(select(Run).where(Run.candidate_id == c.id)).one().id for c in s.exec(select(Candidate))}
         true_rate = {name: np.mean([truth[o.id][0] for o in s.exec(select(Output).where(Output.run_id == rid_))])
                      for name, rid_ in runs.items()}
@@ -236,7 +237,7 @@ def test_golden_selection_errors_leave_nothing(engine):
 def test_agreement_report(sqlite_engine):
     (vid, rid, _), _ = seed_study(sqlite_engine, items=80, golden=60, k=3)
     with session_scope(sqlite_engine) as s:
-        rep = agreement_report(s, vid, rid, n_boot=300)
+        rep = agreement_report(s, vid, rid, viewer=CLI, n_boot=300)
     d = rep.to_dict()
     crits = {c["criterion"]: c for c in d["criteria"]}
     assert set(crits) == {"correct", "quality", "tone"}
@@ -254,8 +255,8 @@ def test_agreement_report(sqlite_engine):
 def test_ranking_is_withheld_until_enough_labels(sqlite_engine):
     (vid, rid, _), _ = seed_study(sqlite_engine, items=60, golden=12, k=1)
     with session_scope(sqlite_engine) as s:
-        rep = ranking_report(s, vid, rid, n_boot=500)
-        forced = ranking_report(s, vid, rid, n_boot=500, force=True)
+        rep = ranking_report(s, vid, rid, viewer=CLI, n_boot=500)
+        forced = ranking_report(s, vid, rid, viewer=CLI, n_boot=500, force=True)
     assert "correct" in rep.withheld and "golden labels" in rep.withheld["correct"][0]
     row_lists = {c["criterion"]: c.get("rows") for c in rep.to_dict()["criteria"]}
     assert row_lists["correct"] == []
@@ -267,8 +268,8 @@ def test_ranking_is_withheld_until_enough_labels(sqlite_engine):
 def test_ranking_calibrates_and_hides_a_poor_judge(sqlite_engine):
     (vid, rid, _), _ = seed_study(sqlite_engine, items=150, golden=120, k=1, sens=0.7, spec=0.55, seed=1)
     with session_scope(sqlite_engine) as s:
-        rep = ranking_report(s, vid, rid, n_boot=2000)
-        loose = ranking_report(s, vid, rid, n_boot=500, gate=GateConfig(min_alpha=0.0))
+        rep = ranking_report(s, vid, rid, viewer=CLI, n_boot=2000)
+        loose = ranking_report(s, vid, rid, viewer=CLI, n_boot=500, gate=GateConfig(min_alpha=0.0))
     c = next(c for c in rep.to_dict()["criteria"] if c["criterion"] == "correct")
     assert not c["withheld"]
     assert c["alpha_judge_vs_human"] < 0.667 and "cannot stand in for the humans" in c["judge_hidden"]
@@ -287,10 +288,10 @@ def test_ranking_calibrates_and_hides_a_poor_judge(sqlite_engine):
 def test_compare_flags_a_significant_drop_only(sqlite_engine):
     (vid, rid, _), _ = seed_study(sqlite_engine, items=150, golden=120, k=1, seed=2)
     with session_scope(sqlite_engine) as s:
-        drop = compare_report(s, vid, rid, "baseline", "newer", n_boot=2000)
-        same = compare_report(s, vid, rid, "baseline", "other", n_boot=2000)
+        drop = compare_report(s, vid, rid, "baseline", "newer", viewer=CLI, n_boot=2000)
+        same = compare_report(s, vid, rid, "baseline", "other", viewer=CLI, n_boot=2000)
         with pytest.raises(InputError, match="nobody"):
-            compare_report(s, vid, rid, "baseline", "nobody")
+            compare_report(s, vid, rid, "baseline", "nobody", viewer=CLI)
     assert drop.regressed and not same.regressed
     c = next(c for c in drop.to_dict()["criteria"] if c["criterion"] == "correct")
     assert c["difference"]["high"] < 0 and c["p_holm"] < 0.05

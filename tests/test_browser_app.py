@@ -45,16 +45,18 @@ def free_port() -> int:
 class AppServer:
     """The app as `ownbench app` serves it (`python -m ui.serve`) on a free port against one database."""
 
-    def __init__(self, db_url: str, home: Path, extra_env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, db_url: str, home: Path, extra_env: dict[str, str] | None = None, *, port: int | None = None,
+                 extra_args: list[str] | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "OWNBENCH_DATABASE_URL": db_url, "OWNBENCH_HOME": str(home), **(extra_env or {})}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OWNBENCH_AUTH", "OWNBENCH_PROXY"))}
+        env.update({"OWNBENCH_DATABASE_URL": db_url, "OWNBENCH_HOME": str(home), **(extra_env or {})})
         self.log = home / "streamlit.log"
         home.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ui.serve", "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false"],
+             "--browser.gatherUsageStats", "false", *(extra_args or [])],
             cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
@@ -90,13 +92,23 @@ def browser() -> Iterator[object]:
         b.close()
 
 
+PROXY = {"OWNBENCH_AUTH_HEADER": "X-Forwarded-User", "OWNBENCH_PROXY_SECRET": "test-proxy-secret"}
+
+
+def signed_in_page(browser, who: str):  # type: ignore[no-untyped-def]
+    """A page whose requests come as from the authenticating proxy, for the annotator `who`."""
+    ctx = browser.new_context(extra_http_headers={"X-Forwarded-User": who,
+                                                  "X-Ownbench-Proxy-Secret": PROXY["OWNBENCH_PROXY_SECRET"]})
+    return ctx.new_page()
+
+
 @pytest.fixture
 def seeded_app(tmp_path: Path) -> Iterator[tuple[AppServer, str, object]]:
     _need_chromium()
     url = f"sqlite:///{tmp_path / 'app.db'}"
     eng = make_engine(url)
     seeded = seed_project(eng)
-    server = AppServer(url, tmp_path / "home")
+    server = AppServer(url, tmp_path / "home", PROXY)
     yield server, url, seeded
     server.stop()
     eng.dispose()
@@ -124,8 +136,8 @@ def _labels(url: str) -> list[Label]:
 
 def test_label_three_units_with_the_keyboard_and_find_them_after_reload(browser, seeded_app) -> None:  # type: ignore[no-untyped-def]
     server, url, seeded = seeded_app
-    page = browser.new_page()
-    page.goto(server.url + "/label?annotator=alice")
+    page = signed_in_page(browser, "alice")
+    page.goto(server.url + "/label")
     page.get_by_text("Unit 1 of 18").wait_for(timeout=30_000)
     for unit in range(1, 4):
         page.get_by_text(f"Unit {unit} of 18").wait_for()
@@ -166,13 +178,13 @@ def test_label_three_units_with_the_keyboard_and_find_them_after_reload(browser,
 
 def test_untrusted_output_does_not_execute_or_fetch(browser, seeded_app) -> None:  # type: ignore[no-untyped-def]
     server, _url, _seeded = seeded_app
-    page = browser.new_page()
+    page = signed_in_page(browser, "bob")
     dialogs: list[str] = []
     outside: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.on("request", lambda r: outside.append(r.url) if "203.0.113.9" in r.url or r.url.startswith(
         server.url + "/x") else None)
-    page.goto(server.url + "/label?annotator=bob")
+    page.goto(server.url + "/label")
     page.get_by_text("Unit 1 of 18").wait_for(timeout=30_000)
     page.get_by_text("window.__xss = 1", exact=False).first.wait_for()  # shown as text
     page.wait_for_timeout(1500)

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from analysis import labeling
+from analysis.people import CLI
 from storage.db import session_scope
 from storage.errors import InputError
 from storage.models import GoldenAssignment, GoldenUnit, Label, Output
@@ -148,4 +149,4 @@ def test_queue_ends(sqlite_engine: Engine) -> None:
         assert n == 6
         p = labeling.progress(s, alice, task)
         assert p.done_units == p.assigned_units == 3 and p.remaining_units == 0
-        assert [x.annotator for x in labeling.progress_all(s, task)] == ["alice"]
+        assert [x.annotator for x in labeling.progress_all(s, task, viewer=CLI)] == ["alice"]

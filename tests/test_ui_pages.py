@@ -20,8 +20,11 @@ from tests.test_ui_seed import CANDIDATE_NAMES, JUDGE_MODEL, MODEL_NAMES, RATION
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
 
 
-def page(name: str, **query: str) -> AppTest:
+def page(name: str, annotator: str | None = None, **query: str) -> AppTest:
+    """The page in single-user mode; `annotator` is the name picked in the sidebar (never a URL parameter)."""
     at = AppTest.from_file(APP, default_timeout=60)
+    if annotator:
+        at.session_state["annotator"] = annotator
     for k, v in query.items():
         at.query_params[k] = v
     at.run()

@@ -17,19 +17,32 @@ st.set_page_config(page_title="ownbench", page_icon=":material/balance:", layout
 # Not "pages/": Streamlit treats a pages/ folder beside the entry point as the old multipage layout and
 # then runs a page directly (without this router) when a deep link like /label is the first request.
 PAGES = Path(__file__).with_name("views")
+viewer = common.viewer()  # stops here with a sign-in button (or the reason) when nobody with a role is signed in
+# (file, title, icon, url path, capability). Each page checks the capability again where it reads data:
+# leaving a page out of the menu is a convenience, not what keeps it closed.
+PAGE_TABLE = [
+    ("overview.py", "Overview", ":material/home:", None, "review"),
+    ("eval_sets.py", "Eval sets", ":material/folder_open:", "eval-sets", "operate"),
+    ("rubrics.py", "Rubrics", ":material/rule:", "rubrics", "operate"),
+    ("runs.py", "Runs", ":material/play_circle:", "runs", "review"),
+    ("label.py", "Label", ":material/label:", "label", "label"),
+    ("agreement.py", "Agreement", ":material/handshake:", "agreement", "review"),
+    ("adjudication.py", "Adjudication", ":material/gavel:", "adjudication", "review"),
+    ("rankings.py", "Rankings", ":material/leaderboard:", "rankings", "review"),
+    ("people.py", "People", ":material/group:", "people", "review"),
+]
+allowed = [row for row in PAGE_TABLE if viewer.can(row[4])]
+default = "overview.py" if viewer.can("review") else "label.py"
 pages = [
-    st.Page(str(PAGES / "overview.py"), title="Overview", icon=":material/home:", default=True),  # served at /
-    st.Page(str(PAGES / "eval_sets.py"), title="Eval sets", icon=":material/folder_open:", url_path="eval-sets"),
-    st.Page(str(PAGES / "rubrics.py"), title="Rubrics", icon=":material/rule:", url_path="rubrics"),
-    st.Page(str(PAGES / "runs.py"), title="Runs", icon=":material/play_circle:", url_path="runs"),
-    st.Page(str(PAGES / "label.py"), title="Label", icon=":material/label:", url_path="label"),
-    st.Page(str(PAGES / "agreement.py"), title="Agreement", icon=":material/handshake:", url_path="agreement"),
-    st.Page(str(PAGES / "rankings.py"), title="Rankings", icon=":material/leaderboard:", url_path="rankings"),
+    st.Page(str(PAGES / f), title=title, icon=icon, default=f == default,  # the default page is served at /
+            **({"url_path": path} if path else {}))
+    for f, title, icon, path, _cap in allowed
 ]
 page = st.navigation(pages)
 
 with st.sidebar:
-    st.caption(f"Database: `{common.db_label()}`")
-common.identity_sidebar()
+    if viewer.can("operate"):
+        st.caption(f"Database: `{common.db_label()}`")
+common.identity_sidebar(viewer)
 
 page.run()

@@ -1,8 +1,7 @@
-"""What every page shares: the engine (cached once per process), sessions, the annotator's identity,
+"""What every page shares: the engine (cached once per process), sessions, who is signed in and their role,
 picking a version / rubric, and a plain way to say that a part of ownbench is not available."""
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,10 +10,11 @@ import streamlit as st
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, select
 
+from analysis import people
+from analysis.people import Viewer
 from storage.errors import InputError
 from storage.models import Annotator, EvalSet, EvalSetVersion, RubricVersion
 
-AUTH_HEADER_ENV = "OWNBENCH_AUTH_HEADER"  # e.g. X-Forwarded-User behind an authenticating proxy
 QUERY_TTL = 10  # seconds: read queries are cached briefly; labeling never reads from a cache
 
 
@@ -67,65 +67,122 @@ def show_input_error(exc: InputError) -> None:
     st.error(exc.message)
 
 
-# --- identity -------------------------------------------------------------------------------------------------
+# --- identity ---------------------------------------------------------------------------------------------------
 
 
-def auth_header_name() -> str | None:
-    name = os.environ.get(AUTH_HEADER_ENV)
-    if not name:
-        try:
-            name = st.secrets.get("auth_header")  # type: ignore[assignment]
-        except Exception:  # noqa: BLE001 - no secrets file is the normal case
-            name = None
-    return name or None
+def mode() -> str:
+    """oidc | header | single-user, as ui.serve checked it at start-up (see ui.auth)."""
+    from ui import auth
+
+    try:
+        oidc = "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file is the normal case
+        oidc = False
+    return auth.deployment_mode(auth.environ(), oidc)
+
+
+def _refuse(message: str) -> None:
+    st.title("ownbench")
+    st.error(message)
+    st.stop()
+
+
+def viewer() -> Viewer:
+    """Who uses this session. Stops the script (sign-in button, or the reason) when nobody with a role is here."""
+    from ui import auth
+
+    env = auth.environ()
+    how = mode()
+    if how == "single-user":
+        picked = st.session_state.get("annotator") or None
+        annotator_id = None
+        if picked:
+            with session() as s:
+                found = people.person(s, picked)
+                annotator_id = found.id if found is not None else None
+        return Viewer(picked or "local user", people.OWNER, annotator_id, how)
+    if how == "header":
+        headers = st.context.headers
+        if not auth.header_trusted(headers, env):
+            _refuse("Refused: this request did not come through the authenticating proxy (its shared secret is "
+                    "missing or wrong).")
+        identity = (headers.get(env[auth.AUTH_HEADER_ENV]) or "").strip()
+        if not identity:
+            _refuse(f"Refused: the proxy did not say who you are (no `{env[auth.AUTH_HEADER_ENV]}` header).")
+    else:
+        if not st.user.is_logged_in:
+            st.title("ownbench")
+            st.write("Sign in to label, review or manage this project.")
+            st.button("Sign in", type="primary", on_click=st.login)
+            st.stop()
+        identity = str(st.user.get("email") or st.user.get("sub") or "")
+    with session() as s:
+        found = people.signed_in(s, identity, how, auth.owners_from_env(env))
+    if found is None:
+        st.title("ownbench")
+        st.warning(f"You are signed in as {identity}, who has no role in this project yet. Ask an owner to add "
+                   f"you on the People page or with `ownbench users add {identity} --role annotator`.")
+        if how == "oidc":
+            st.button("Sign out", on_click=st.logout)
+        st.stop()
+    return found  # type: ignore[return-value]
+
+
+def require(capability: str, what: str) -> Viewer:
+    """The viewer, if their role allows `capability`; otherwise the page stops with the reason (nothing read)."""
+    v = viewer()
+    if not v.can(capability):
+        st.error(f"{what} is not available to {v.name} ({v.role}).")
+        st.stop()
+    return v
 
 
 def current_annotator() -> str | None:
-    """The annotator's name: from the deployment's auth header when one is configured, else as picked."""
-    header = auth_header_name()
-    if header:
-        value = st.context.headers.get(header)
-        return value.strip() if value else None
-    return st.session_state.get("annotator") or st.query_params.get("annotator") or None
+    """Whose labels the Label page saves: the signed-in person; in single-user mode the name picked in the sidebar
+    (kept in this session only, never taken from the URL)."""
+    v = viewer()
+    if v.mode == "single-user":
+        return st.session_state.get("annotator") or None
+    return v.name
 
 
 @st.cache_data(ttl=QUERY_TTL, show_spinner=False)
 def annotator_names(url: str) -> list[str]:
+    """Everyone who has a role and may label."""
     with Session(_engine_for(url)) as s:
-        return [a.name for a in s.exec(select(Annotator).order_by(Annotator.name))]
+        return [a.name for a in s.exec(select(Annotator).where(Annotator.role.is_not(None))  # type: ignore[union-attr]
+                                       .order_by(Annotator.name))]
 
 
-def identity_sidebar() -> str | None:
-    """The sidebar block that says who is labeling; returns the annotator's name (None: nobody yet)."""
-    header = auth_header_name()
-    st.sidebar.markdown("**Annotator**")
-    if header:
-        name = current_annotator()
-        if name:
-            st.sidebar.write(f"Signed in as {name}")
-        else:
-            st.sidebar.warning(f"This deployment identifies annotators by the `{header}` header, which is missing.")
-        return name
+def identity_sidebar(v: Viewer) -> str | None:
+    """The sidebar block that says who is here; returns the annotator's name (None: nobody picked yet)."""
+    if v.mode != "single-user":
+        st.sidebar.markdown(f"**Signed in** as {escape_name(v.name)} ({v.role})")
+        if v.mode == "oidc":
+            st.sidebar.button("Sign out", on_click=st.logout, key="sign-out")
+        return v.name
+    st.sidebar.info("Single-user mode: no sign-in, listening on 127.0.0.1 only; whoever uses this app is its owner "
+                    "and labels under the name picked here.")
+    st.sidebar.markdown("**Label as**")
     names = annotator_names(database_url())
-    current = current_annotator()
-    options = ["—"] + names + (["(new name)"])
+    current = st.session_state.get("annotator")
+    typed_before = [current] if current and current not in names else []  # a new name typed earlier
+    options = ["—"] + names + typed_before + ["(new name)"]
     index = options.index(current) if current in options else 0
     picked = st.sidebar.selectbox("Your name", options, index=index, key="annotator_pick",
                                   label_visibility="collapsed")
     if picked == "(new name)":
         typed = st.sidebar.text_input("New annotator name", key="annotator_new").strip()
-        if typed:
-            picked = typed
-        else:
-            picked = "—"
+        picked = typed or "—"
     name = None if picked == "—" else picked
-    if name != st.session_state.get("annotator"):
-        st.session_state["annotator"] = name
-        if name:
-            st.query_params["annotator"] = name
-        elif "annotator" in st.query_params:
-            del st.query_params["annotator"]
+    st.session_state["annotator"] = name
     return name
+
+
+def escape_name(name: str) -> str:
+    from ui.render import escape_markdown
+
+    return escape_markdown(name)
 
 
 # --- pickers ----------------------------------------------------------------------------------------------------

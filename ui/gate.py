@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from analysis import reports
+from analysis.people import Viewer
 from storage.models import EvalSet, EvalSetVersion, RubricVersion
 from ui import common, queries
 
@@ -15,15 +16,15 @@ def pair_title(s: Session, version_id: int, rubric_version_id: int) -> str:
     return f"{es.name if es else '?'}@{v.number if v else '?'} × {r.name if r else '?'} ({r.content_hash[:8] if r else ''})"
 
 
-def ranking_status(url: str) -> list[str]:
+def ranking_status(url: str, viewer: Viewer) -> list[str]:
     """One sentence per (version, rubric) with a golden subset: what still blocks its ranking, or that it is open."""
-    pairs = queries.golden_pairs(url)
+    pairs = queries.golden_pairs(url, viewer)
     lines = []
     with Session(common.engine()) as s:
         for version_id, rubric_id, _n in pairs:
             title = pair_title(s, version_id, rubric_id)
             try:
-                report = reports.ranking_report(s, version_id, rubric_id)
+                report = reports.ranking_report(s, version_id, rubric_id, viewer=viewer)
             except Exception as exc:  # noqa: BLE001 - shown as words, the page must stay up
                 lines.append(f"{title}: the ranking could not be computed ({exc}).")
                 continue

@@ -1,4 +1,7 @@
-"""Read queries the pages share, cached for a few seconds (`st.cache_data(ttl=…)`); writes never go here."""
+"""Read queries the pages share, cached for a few seconds (`st.cache_data(ttl=…)`); writes never go here.
+
+Each public query takes the viewer and refuses unless their role may review (candidate names, judge runs, the
+project's counts); the cached functions behind them are private so that a cache hit never skips the check."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,6 +10,7 @@ import streamlit as st
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from analysis.people import Viewer
 from storage.models import (
     Annotator,
     Candidate,
@@ -25,7 +29,7 @@ from ui.common import QUERY_TTL, _engine_for
 
 
 @st.cache_data(ttl=QUERY_TTL, show_spinner=False)
-def counts(url: str) -> dict[str, int]:
+def _counts(url: str) -> dict[str, int]:
     tables = {
         "eval sets": EvalSet, "versions": EvalSetVersion, "candidates": Candidate, "runs": Run,
         "outputs": Output, "rubric versions": RubricVersion, "judge runs": JudgeRun, "judgments": Judgment,
@@ -38,7 +42,7 @@ def counts(url: str) -> dict[str, int]:
 
 
 @st.cache_data(ttl=QUERY_TTL, show_spinner=False)
-def runs_table(url: str) -> list[dict[str, Any]]:
+def _runs_table(url: str) -> list[dict[str, Any]]:
     with Session(_engine_for(url)) as s:
         rows = s.exec(
             select(Run, Candidate.name, Candidate.model, EvalSet.name, EvalSetVersion.number)
@@ -68,7 +72,7 @@ def runs_table(url: str) -> list[dict[str, Any]]:
 
 
 @st.cache_data(ttl=QUERY_TTL, show_spinner=False)
-def judge_runs_table(url: str) -> list[dict[str, Any]]:
+def _judge_runs_table(url: str) -> list[dict[str, Any]]:
     with Session(_engine_for(url)) as s:
         rows = s.exec(
             select(JudgeRun, RubricVersion.name, EvalSet.name, EvalSetVersion.number)
@@ -96,7 +100,7 @@ def judge_runs_table(url: str) -> list[dict[str, Any]]:
         return out
 
 
-def jobs_table(url: str, limit: int = 50) -> list[dict[str, Any]]:
+def _jobs_table(url: str, limit: int = 50) -> list[dict[str, Any]]:
     """Jobs are read fresh: their progress is what the Runs page watches."""
     with Session(_engine_for(url)) as s:
         jobs = s.exec(select(Job).order_by(Job.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
@@ -104,7 +108,7 @@ def jobs_table(url: str, limit: int = 50) -> list[dict[str, Any]]:
 
 
 @st.cache_data(ttl=QUERY_TTL, show_spinner=False)
-def golden_pairs(url: str) -> list[tuple[int, int, int]]:
+def _golden_pairs(url: str) -> list[tuple[int, int, int]]:
     """(version id, rubric version id, golden units) with a golden subset, most units first."""
     with Session(_engine_for(url)) as s:
         rows = s.exec(
@@ -115,7 +119,7 @@ def golden_pairs(url: str) -> list[tuple[int, int, int]]:
 
 
 @st.cache_data(ttl=QUERY_TTL, show_spinner=False)
-def judged_pairs(url: str) -> list[tuple[int, int, int, str]]:
+def _judged_pairs(url: str) -> list[tuple[int, int, int, str]]:
     """(version id, rubric version id, judge run id, mode) of every judge run, newest first."""
     with Session(_engine_for(url)) as s:
         rows = s.exec(select(JudgeRun.version_id, JudgeRun.rubric_version_id, JudgeRun.id, JudgeRun.mode)
@@ -124,10 +128,48 @@ def judged_pairs(url: str) -> list[tuple[int, int, int, str]]:
 
 
 @st.cache_data(ttl=QUERY_TTL, show_spinner=False)
-def labelable_pairs(url: str) -> list[tuple[int, int]]:
+def _labelable_pairs(url: str) -> list[tuple[int, int]]:
     """(version id, rubric version id) for every version with a candidate run and every stored rubric version,
     newest first: what a golden subset can be drawn on before any judge has run."""
     with Session(_engine_for(url)) as s:
         versions = s.exec(select(Run.version_id).distinct().order_by(Run.version_id.desc())).all()  # type: ignore[union-attr]
         rubrics = s.exec(select(RubricVersion.id).order_by(RubricVersion.id.desc())).all()  # type: ignore[union-attr]
         return [(int(v), int(r)) for v in versions for r in rubrics]
+
+
+# --- the doors: every read above passes through the viewer's role -----------------------------------------------
+
+
+def counts(url: str, viewer: Viewer) -> dict[str, int]:
+    viewer.require("review", "the project's counts")
+    return _counts(url)
+
+
+def runs_table(url: str, viewer: Viewer) -> list[dict[str, Any]]:
+    viewer.require("review", "runs")
+    return _runs_table(url)
+
+
+def judge_runs_table(url: str, viewer: Viewer) -> list[dict[str, Any]]:
+    viewer.require("review", "judge runs")
+    return _judge_runs_table(url)
+
+
+def jobs_table(url: str, viewer: Viewer, limit: int = 50) -> list[dict[str, Any]]:
+    viewer.require("review", "background jobs")
+    return _jobs_table(url, limit)
+
+
+def golden_pairs(url: str, viewer: Viewer) -> list[tuple[int, int, int]]:
+    viewer.require("review", "golden subsets")
+    return _golden_pairs(url)
+
+
+def judged_pairs(url: str, viewer: Viewer) -> list[tuple[int, int, int, str]]:
+    viewer.require("review", "judge runs")
+    return _judged_pairs(url)
+
+
+def labelable_pairs(url: str, viewer: Viewer) -> list[tuple[int, int]]:
+    viewer.require("review", "eval sets with runs")
+    return _labelable_pairs(url)

@@ -69,12 +69,13 @@ def agreement_cmd(
     output: Path | None = typer.Option(None, "--output", help="Also write the Markdown report to this file."),
 ) -> None:
     """Judge–human and human–human agreement per criterion, judge-bias diagnostics and the Alt-Test."""
+    from analysis.people import CLI
     from analysis.reports import agreement_report
     from ownbench.cli.common import session
 
     with session() as s:
         vid, rid = _ids(s, set_ref, rubric)
-        rep = agreement_report(s, vid, rid, judge_run, n_boot=n_boot, seed=seed, epsilon=epsilon,
+        rep = agreement_report(s, vid, rid, judge_run, viewer=CLI, n_boot=n_boot, seed=seed, epsilon=epsilon,
                                alt_threshold=alt_threshold)
     _emit(rep, as_json, markdown, output)
 
@@ -94,12 +95,13 @@ def rank_cmd(
     output: Path | None = typer.Option(None, "--output", help="Also write the Markdown report to this file."),
 ) -> None:
     """Rank candidates per criterion by calibrated estimate with 95 % intervals, rank ranges and paired tests."""
+    from analysis.people import CLI
     from analysis.reports import ranking_report
     from ownbench.cli.common import session
 
     with session() as s:
         vid, rid = _ids(s, set_ref, rubric)
-        rep = ranking_report(s, vid, rid, force=force, gate=_gate(min_labels, min_per_candidate, min_alpha),
+        rep = ranking_report(s, vid, rid, viewer=CLI, force=force, gate=_gate(min_labels, min_per_candidate, min_alpha),
                              judge_run_id=judge_run, n_boot=n_boot, seed=seed)
     _emit(rep, as_json, markdown, output)
 
@@ -123,12 +125,13 @@ def compare_cmd(
 ) -> None:
     """The CI gate before a model upgrade: exit 1 only when a drop is significant (after Holm), 0 otherwise,
     2 on usage errors."""
+    from analysis.people import CLI
     from analysis.reports import compare_report
     from ownbench.cli.common import session
 
     with session() as s:
         vid, rid = _ids(s, set_ref, rubric)
-        rep = compare_report(s, vid, rid, baseline, candidate, level=level,
+        rep = compare_report(s, vid, rid, baseline, candidate, viewer=CLI, level=level,
                              gate=_gate(min_labels, min_per_candidate, min_alpha), judge_run_id=judge_run,
                              n_boot=n_boot, seed=seed, force=force)
     _emit(rep, as_json, markdown, output)
@@ -198,8 +201,9 @@ def labels_export(
     rubric: str = typer.Option(..., "--rubric", help=RUBRIC_HELP),
     judge_run: int | None = typer.Option(None, "--judge-run", help=JUDGE_RUN_HELP),
 ) -> None:
-    """Export every judge verdict and human label; each row's `source` says judge or human."""
+    """Export every judge verdict, human label and adjudicated label; each row's `source` says which."""
     from analysis.labels import export_rows, write_export
+    from analysis.people import CLI
     from ownbench.cli.common import console, session
     from storage.errors import InputError
 
@@ -207,7 +211,9 @@ def labels_export(
         raise InputError(f"unsupported export format {path.suffix!r}", where=str(path), hint="use .jsonl or .csv")
     with session() as s:
         vid, rid = _ids(s, set_ref, rubric)
-        rows = export_rows(s, vid, rid, judge_run)
+        rows = export_rows(s, vid, rid, judge_run, viewer=CLI)
     n = write_export(rows, path)
     humans = sum(r["source"] == "human" for r in rows)
-    console.print(f"wrote {n} row(s) to {path}: {n - humans} judge, {humans} human")
+    adjudicated = sum(r["source"] == "adjudicated" for r in rows)
+    console.print(f"wrote {n} row(s) to {path}: {n - humans - adjudicated} judge, {humans} human, "
+                  f"{adjudicated} adjudicated")

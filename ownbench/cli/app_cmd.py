@@ -23,7 +23,7 @@ def _free_port(preferred: int) -> int:
             return int(sock.getsockname()[1])
 
 
-def serve(port: int, *, page: str = "", headless: bool = True, address: str = "localhost") -> int:
+def serve(port: int, *, page: str = "", headless: bool = True, address: str = "127.0.0.1", insecure: bool = False) -> int:
     """Run `streamlit run ui/app.py` in the foreground on `port`; prints the URL first."""
     from ownbench.cli.common import console
 
@@ -32,7 +32,7 @@ def serve(port: int, *, page: str = "", headless: bool = True, address: str = "l
     console.print(f"ownbench app: [bold]{url}[/]  (Ctrl+C stops it)", highlight=False)
     argv = [sys.executable, "-m", "ui.serve", "--server.port", str(port),
             "--server.address", address, "--server.headless", "true" if headless else "false",
-            "--browser.gatherUsageStats", "false"]
+            "--browser.gatherUsageStats", "false", *(["--insecure"] if insecure else [])]
     try:
         return subprocess.call(argv, cwd=str(APP_PATH.parents[1]))
     except KeyboardInterrupt:
@@ -43,10 +43,15 @@ def register(app: typer.Typer) -> None:
     @app.command("app")
     def app_command(
         port: int = typer.Option(8501, "--port", help="Port to serve on (the next free one if taken)."),
-        address: str = typer.Option("localhost", "--address", help="Interface to listen on."),
+        address: str = typer.Option("127.0.0.1", "--address",
+                                    help="Interface to listen on. Without sign-in configured only loopback is "
+                                         "allowed (see --insecure)."),
+        insecure: bool = typer.Option(False, "--insecure",
+                                      help="Allow a non-loopback --address with no sign-in configured: anyone who "
+                                           "reaches the port can use the app as its owner."),
     ) -> None:
         """Open the app: label blind, edit rubrics, watch runs, read agreement and rankings."""
-        raise typer.Exit(serve(port, address=address))
+        raise typer.Exit(serve(port, address=address, insecure=insecure))
 
     @app.command("demo")
     def demo_command(

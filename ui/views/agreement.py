@@ -8,7 +8,7 @@ import streamlit as st
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from analysis import golden, labeling, reports
+from analysis import adjudication, golden, labeling, reports
 from analysis import pairwise as analysis_pairwise
 from storage.errors import InputError
 from storage.models import Annotator, GoldenUnit, Item, Judgment, Label, Output
@@ -16,6 +16,7 @@ from ui import common, queries, report_view
 from ui.gate import pair_title
 from ui.render import show_chat, show_text
 
+viewer = common.require("review", "The Agreement page")  # checked here, where the page reads data
 st.title("Agreement")
 url = common.database_url()
 eng = common.engine()
@@ -31,7 +32,7 @@ def golden_section(version_id: int, rubric_id: int, judge_run_id: int | None, mo
             GoldenUnit.mode == mode)).one()
         task_list = [t for t in labeling.all_tasks(s)
                      if (t.version_id, t.rubric_version_id, t.mode) == (version_id, rubric_id, mode)]
-        progress = [p for t in task_list for p in labeling.progress_all(s, t)]
+        progress = [p for t in task_list for p in labeling.progress_all(s, t, viewer=viewer)]
     if mode == "pairwise":
         strategies = [golden.PAIR_STRATEGY]
     else:
@@ -75,9 +76,9 @@ def pick_pair(pairs: list[tuple[int, int]]) -> tuple[int, int]:
     return st.selectbox("Eval set × rubric", pairs, format_func=lambda p: titles[p], key="agr-pair")
 
 
-judged = queries.judged_pairs(url)
+judged = queries.judged_pairs(url, viewer)
 # pairs with a judge run first; then those without, where people can still draw by candidate alone and label
-pairs = list(dict.fromkeys([(v, r) for v, r, _j, _m in judged] + queries.labelable_pairs(url)))
+pairs = list(dict.fromkeys([(v, r) for v, r, _j, _m in judged] + queries.labelable_pairs(url, viewer)))
 if not judged:
     st.info("Agreement needs a judge run: start one on the **Runs** page. People need not wait for it: draw a "
             "golden subset by candidate alone here and label it on the **Label** page.")
@@ -112,7 +113,7 @@ if modes[judge_run_id] == "pairwise":
 # --- the report -------------------------------------------------------------------------------------------------
 try:
     with Session(eng) as s:
-        report = reports.agreement_report(s, version_id, rubric_id, judge_run_id)
+        report = reports.agreement_report(s, version_id, rubric_id, judge_run_id, viewer=viewer)
     data = report.to_dict()
 except InputError as exc:
     common.show_input_error(exc)
@@ -148,6 +149,9 @@ for (oid, crit), j in judgments.items():
     if humans and any(v != verdict for v in humans.values()):
         rows.append({"output": oid, "criterion": crit, "judge": verdict,
                      "humans": ", ".join(f"{w}: {v}" for w, v in sorted(humans.items())), "judgment": j.id})
+with Session(eng) as s:  # units assigned to this reviewer stay blind until they have labeled them
+    blind = adjudication.still_blind(s, viewer, rubric_id)
+rows = [r for r in rows if (r["output"], r["criterion"]) not in blind]
 if not rows:
     st.caption("No disagreements among the labeled units yet.")
 else:

@@ -17,6 +17,7 @@ from storage.models import EvalSet, EvalSetVersion, Item
 from ui import common
 from ui.render import show_chat, show_text
 
+viewer = common.require("operate", "The Eval sets page")  # checked here, where the page reads data
 st.title("Eval sets")
 url = common.database_url()
 eng = common.engine()

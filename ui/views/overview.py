@@ -6,11 +6,12 @@ import streamlit as st
 from ui import common, queries
 from ui.gate import ranking_status
 
+viewer = common.require("review", "The Overview page")  # checked here, where the page reads data
 st.title("ownbench")
 st.caption("A private, frozen eval set from your logs; a judge calibrated against humans; rankings you can defend.")
 
 url = common.database_url()
-c = queries.counts(url)
+c = queries.counts(url, viewer)
 row1 = st.columns(6)
 for col, (label, key) in zip(row1, [("Eval sets", "eval sets"), ("Versions", "versions"),
                                     ("Candidates", "candidates"), ("Runs", "runs"), ("Outputs", "outputs"),
@@ -42,5 +43,5 @@ elif c["golden units"] == 0:
     st.info("Draw a golden subset on the **Agreement** page, so that people can label it blind on the **Label** "
             "page; the judge is calibrated against their labels.")
 else:
-    for line in ranking_status(url):
+    for line in ranking_status(url, viewer):
         st.info(line)

@@ -10,16 +10,18 @@ import streamlit as st
 from sqlmodel import Session
 
 from analysis import reports
+from analysis.people import Viewer
 from storage.errors import InputError
 from ui import common, queries
 from ui.gate import pair_title
 from ui.render import escape_markdown
 
+viewer = common.require("review", "The Rankings page")  # checked here, where the page reads data
 st.title("Rankings")
 url = common.database_url()
 eng = common.engine()
 
-judged = queries.judged_pairs(url)
+judged = queries.judged_pairs(url, viewer)
 if not judged:
     st.info("Rankings need candidate runs, a judge run and a labeled golden subset. Start with the **Runs** page.")
     st.stop()
@@ -30,9 +32,9 @@ version_id, rubric_id = st.selectbox("Eval set × rubric", pairs, format_func=la
 
 
 @st.cache_data(ttl=common.QUERY_TTL, show_spinner="Computing the ranking…")
-def ranking(url: str, version_id: int, rubric_id: int) -> tuple[dict[str, Any], str]:
+def ranking(url: str, version_id: int, rubric_id: int, viewer: Viewer) -> tuple[dict[str, Any], str]:
     with Session(common._engine_for(url)) as s:
-        report = reports.ranking_report(s, version_id, rubric_id)
+        report = reports.ranking_report(s, version_id, rubric_id, viewer=viewer)
         return report.to_dict(), report.to_markdown()
 
 
@@ -103,7 +105,7 @@ def show_criterion(c: dict[str, Any]) -> pd.DataFrame | None:
 
 
 try:
-    data, markdown = ranking(url, version_id, rubric_id)
+    data, markdown = ranking(url, version_id, rubric_id, viewer)
 except InputError as exc:
     common.show_input_error(exc)
     st.stop()
@@ -125,7 +127,7 @@ if tables:
     if st.button("Compare") and base_name != cand_name:
         try:
             with Session(eng) as s:
-                cmp = reports.compare_report(s, version_id, rubric_id, base_name, cand_name)
+                cmp = reports.compare_report(s, version_id, rubric_id, base_name, cand_name, viewer=viewer)
             cmp_md = cmp.to_markdown()
             (st.error if cmp.regressed else st.success)(
                 "Significant regression" if cmp.regressed else "No significant regression")

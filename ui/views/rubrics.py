@@ -14,6 +14,7 @@ from storage.errors import InputError
 from storage.models import Item, Output, RubricVersion
 from ui import common
 
+viewer = common.require("operate", "The Rubrics page")  # checked here, where the page reads data
 st.title("Rubrics")
 url = common.database_url()
 eng = common.engine()

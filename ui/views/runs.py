@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 from storage.models import Candidate, EvalSet, EvalSetVersion, RubricVersion
 from ui import common, jobs, queries
 
+viewer = common.require("review", "The Runs page")  # checked here, where the page reads data
 st.title("Runs")
 url = common.database_url()
 eng = common.engine()
@@ -29,7 +30,7 @@ def _rubric_ref(rubric_id: int) -> str:
 @st.fragment(run_every=2)
 def jobs_panel() -> None:
     """Fresh from the Job table every 2 s (only this fragment reruns)."""
-    rows = queries.jobs_table(url)
+    rows = queries.jobs_table(url, viewer)
     if not rows:
         st.caption("No background runs yet.")
         return
@@ -123,14 +124,14 @@ st.subheader("Background runs")
 jobs_panel()
 
 st.subheader("Candidate runs")
-runs = queries.runs_table(url)
+runs = queries.runs_table(url, viewer)
 if runs:
     st.dataframe(pd.DataFrame(runs), hide_index=True, width="stretch")
 else:
     st.caption("No runs yet.")
 
 st.subheader("Judge runs")
-jruns = queries.judge_runs_table(url)
+jruns = queries.judge_runs_table(url, viewer)
 if jruns:
     st.dataframe(pd.DataFrame(jruns), hide_index=True, width="stretch")
 else:
