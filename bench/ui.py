@@ -95,17 +95,17 @@ def save_and_next(eng, annotator_id: int, iterations: int) -> list[float]:  # ty
 def first_render(url: str, home: Path) -> tuple[float, float]:
     from playwright.sync_api import sync_playwright
 
-    from tests.test_browser_app import ARGS, CHROMIUM, AppServer
+    from tests.test_browser_app import ARGS, CHROMIUM, PROXY, AppServer, signed_in_page
 
     t0 = time.perf_counter()
-    server = AppServer(url, home)
+    server = AppServer(url, home, PROXY)  # alice signed in through the proxy-header mode
     started = time.perf_counter() - t0
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page()
+            page = signed_in_page(browser, "alice")
             t1 = time.perf_counter()
-            page.goto(server.url + "/label?annotator=alice")
+            page.goto(server.url + "/label")
             page.get_by_role("button", name="Skip").wait_for(timeout=60_000)
             render = time.perf_counter() - t1
             browser.close()
