@@ -235,3 +235,21 @@ def test_people_progress_and_reassign_keep_the_draw(sqlite_engine: Engine) -> No
             progress.reassign(s, rita, task, "alice", "nobody")
         with pytest.raises(AccessDenied):
             progress.reassign(s, _viewer(s, "carol"), task, "alice", "carol")
+
+
+def test_the_app_itself_refuses_untrusted_header_settings_and_requests(sqlite_engine: Engine,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started without ui.serve's check (`streamlit run ui/app.py`), the page still refuses; nothing is read."""
+    from streamlit.testing.v1 import AppTest
+
+    seed_project(sqlite_engine)
+    app = str(ROOT / "ui" / "app.py")
+    monkeypatch.setenv("OWNBENCH_AUTH_HEADER", "X-Email")
+    monkeypatch.delenv("OWNBENCH_PROXY_SECRET", raising=False)
+    at = AppTest.from_file(app, default_timeout=60).run()
+    assert any("Refused" in e.value and "OWNBENCH_PROXY_SECRET" in e.value for e in at.error)
+    assert not at.metric
+    monkeypatch.setenv("OWNBENCH_PROXY_SECRET", "s3cret")  # configured, but this request has no secret header
+    at = AppTest.from_file(app, default_timeout=60).run()
+    assert any("did not come through the authenticating proxy" in e.value for e in at.error)
+    assert not at.metric

@@ -78,7 +78,11 @@ def mode() -> str:
         oidc = "auth" in st.secrets
     except Exception:  # noqa: BLE001 - no secrets file is the normal case
         oidc = False
-    return auth.deployment_mode(auth.environ(), oidc)
+    try:
+        return auth.deployment_mode(auth.environ(), oidc)
+    except auth.ConfigError as exc:  # started without ui.serve's check (`streamlit run ui/app.py`): refuse here too
+        _refuse(f"Refused: {exc}")
+        raise
 
 
 def _refuse(message: str) -> None:
