@@ -6,6 +6,7 @@ as drawn, so calibration's design is unchanged.
 """
 from __future__ import annotations
 
+import itertools
 import statistics
 from dataclasses import dataclass
 from datetime import timedelta
@@ -64,7 +65,7 @@ def people_progress(session: Session, viewer: Viewer, task: LabelingTask) -> lis
     for p in base:
         aid = ids.get(p.annotator)
         stamps = sorted(times.get(aid, [])) if aid is not None else []
-        gaps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:]) if b - a <= BREAK]
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(stamps) if b - a <= BREAK]
         same = total = 0
         for verdicts in by_step.values():
             if aid in verdicts:

@@ -22,13 +22,16 @@ from sqlmodel import Session, select
 from analysis import people
 from storage.db import make_engine
 from storage.models import Adjudication, Annotator, GoldenUnit, Label
-from tests.test_browser_app import AppServer, _need_chromium, _ready, browser, free_port  # noqa: F401 - a fixture
+from tests import test_browser_app
+from tests.test_browser_app import AppServer, _need_chromium, _ready, free_port
 from tests.test_ui_seed import CANDIDATE_NAMES, MODEL_NAMES, RATIONALE, seed_project
 
 pytestmark = pytest.mark.browser
+browser = test_browser_app.browser  # the Chromium fixture
 
 OWNER, REVIEWER, ANA, BEN = "olga@example.org", "rita@example.org", "ana@example.org", "ben@example.org"
-USERS = {OWNER: "olga", REVIEWER: "rita", ANA: "ana", BEN: "ben"}
+STRANGER = "eve@example.org"  # signs in at the provider, but nobody gave her a role here
+USERS = {OWNER: "olga", REVIEWER: "rita", ANA: "ana", BEN: "ben", STRANGER: "eve"}
 SECRETS = ["cand-secret-", "model-alpha-9000", "model-beta-9000", "model-gamma-9000", "judge-model-zeta",
            "JUDGE-RATIONALE", "COMMENT-OF-ben"]
 assert all(any(s in n for s in SECRETS) for n in CANDIDATE_NAMES + MODEL_NAMES) and RATIONALE.startswith(SECRETS[5])
@@ -183,6 +186,20 @@ def test_each_role_reaches_only_its_pages_and_annotators_see_nothing_blind(brows
     page.goto(dep.server.url + "/people")
     page.get_by_text("Roles", exact=True).wait_for(timeout=30_000)
     ctx.close()
+
+    # signed in at the provider, but without a role here: nothing but the reason, and no person row is created
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.goto(dep.server.url + "/agreement")
+    page.get_by_role("button", name="Sign in").click(timeout=30_000)
+    page.get_by_role("button", name=USERS[STRANGER]).click(timeout=30_000)
+    page.get_by_text("who has no role in this project yet").wait_for(timeout=30_000)
+    assert _leaks(page.inner_text("body")) == [] and _nav(page) == set()
+    ctx.close()
+    eng = make_engine(dep.url, migrate=False)
+    with Session(eng) as s:
+        assert s.exec(select(Annotator).where(Annotator.name == STRANGER)).first() is None
+    eng.dispose()
 
 
 def test_a_label_belongs_to_the_signed_in_person_whatever_the_url_says(browser, oidc_app) -> None:  # type: ignore[no-untyped-def]

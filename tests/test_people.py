@@ -67,7 +67,7 @@ def _serve(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.C
     full = {k: v for k, v in os.environ.items() if not k.startswith(("OWNBENCH_AUTH", "OWNBENCH_PROXY"))}
     full.update({"OWNBENCH_HOME": str(tmp_path), **env})
     return subprocess.run([sys.executable, "-m", "ui.serve", "--server.headless", "true", *args], cwd=ROOT,
-                          env=full, capture_output=True, text=True, timeout=120)
+                          env=full, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_header_mode_without_the_secret_refuses_to_start(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_single_user_mode_refuses_a_public_address(tmp_path: Path) -> None:
 
 def test_ownbench_app_refuses_a_public_address_without_insecure(tmp_path: Path) -> None:
     done = subprocess.run([OWNBENCH, "app", "--address", "0.0.0.0", "--port", "1"], capture_output=True, text=True,
-                          env={**os.environ, "OWNBENCH_HOME": str(tmp_path)}, timeout=120)
+                          env={**os.environ, "OWNBENCH_HOME": str(tmp_path)}, timeout=120, check=False)
     assert done.returncode == 2 and "--insecure" in done.stderr
 
 
@@ -94,7 +94,7 @@ def test_ownbench_app_refuses_a_public_address_without_insecure(tmp_path: Path) 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([OWNBENCH, "users", *args], capture_output=True, text=True, env=os.environ.copy(),
-                          timeout=120)
+                          timeout=120, check=False)
 
 
 def test_users_cli_add_list_role_remove(sqlite_engine: Engine) -> None:

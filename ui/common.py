@@ -124,8 +124,8 @@ def viewer() -> Viewer:
         found = people.signed_in(s, identity, how, auth.owners_from_env(env))
     if found is None:
         st.title("ownbench")
-        st.warning(f"You are signed in as {identity}, who has no role in this project yet. Ask an owner to add "
-                   f"you on the People page or with `ownbench users add {identity} --role annotator`.")
+        st.warning(f"You are signed in as {escape_name(identity)}, who has no role in this project yet. Ask an "
+                   "owner to add you on the People page or with `ownbench users add YOUR-IDENTITY`.")
         if how == "oidc":
             st.button("Sign out", on_click=st.logout)
         st.stop()
