@@ -101,8 +101,13 @@ def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: 
     from ownbench import settings
     from ownbench.cli.common import session
 
+    from judging.checks import CHECK_JUDGE
+
     rub = _rubric(rubric_ref)
-    model = judge_model or rub.judge.model
+    crits = _split(criteria)
+    chosen = [rub.criterion(c) for c in crits] if crits else list(rub.criteria)  # names an unknown criterion
+    # Check criteria need no judge model: a rubric (or a selection) of checks only is judged locally.
+    model = (judge_model or rub.judge.model) if any(not c.is_check for c in chosen) else CHECK_JUDGE
     if not model:
         raise InputError("no judge model", where="--judge",
                          hint="give --judge MODEL (e.g. openai/gpt-4o-mini) or set judge.model in the rubric")
@@ -116,9 +121,6 @@ def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: 
     if api_base is not None and not api_base.startswith(("http://", "https://")):
         raise InputError(f"{api_base!r} is not an http(s) URL", where="--api-base",
                          hint="e.g. http://127.0.0.1:8080/v1")
-    crits = _split(criteria)
-    for c in crits or []:
-        rub.criterion(c)  # names the unknown criterion and lists the known ones
     with session() as s:
         version_id = resolve_version(s, set_ref).id
     cfg = ModelConfig(
