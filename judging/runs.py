@@ -285,19 +285,22 @@ def _finish(engine: Engine, run_id: int, status: str, reason: str | None) -> Non
             s.add(run)
 
 
-async def judge_version(
-    engine: Engine,
-    req: JudgeRequest,
-    *,
-    on_progress: Callable[[Progress], None] | None = None,
-    gateway: Gateway | None = None,
-) -> JudgeSummary:
-    """Plan, resume or start the judge run, judge what is missing, and return what happened."""
-    if req.mode not in ("pointwise", "pairwise"):
-        raise InputError(f"mode {req.mode!r} is not pointwise or pairwise", where="--mode")
-    template = load_template(req.mode)
-    t_start = time.perf_counter()
+@dataclass
+class Prepared:
+    """A judge run opened (or resumed) for a request, and the units it still lacks."""
 
+    run_id: int
+    resumed: bool
+    units: list[Unit]
+    todo: list[Unit]
+    skipped: Counter
+    version_hash: str
+    rubric_hash: str
+    label: str
+
+
+def prepare_run(engine: Engine, req: JudgeRequest, template: Any) -> Prepared:
+    """Plan the units, find the judge run to resume (or start one) and mark it running."""
     with session_scope(engine) as s:
         version = s.get(EvalSetVersion, req.version_id)
         if version is None:
@@ -340,8 +343,29 @@ async def judge_version(
         label = version_label(s, version)
         run_id = run.id
     assert run_id is not None
+    return Prepared(run_id, resumed, units, [u for u in units if u.key not in done_keys], skipped, version_hash,
+                    rubric_hash, label)
 
-    todo = [u for u in units if u.key not in done_keys]
+
+async def judge_version(
+    engine: Engine,
+    req: JudgeRequest,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    gateway: Gateway | Any | None = None,
+) -> JudgeSummary:
+    """Plan, resume or start the judge run, judge what is missing, and return what happened.
+
+    `gateway`: anything with the gateway's `complete` and `aclose` (batch mode replays a batch's answers)."""
+    if req.mode not in ("pointwise", "pairwise"):
+        raise InputError(f"mode {req.mode!r} is not pointwise or pairwise", where="--mode")
+    template = load_template(req.mode)
+    t_start = time.perf_counter()
+
+    prep = prepare_run(engine, req, template)
+    run_id, resumed, units, skipped = prep.run_id, prep.resumed, prep.units, prep.skipped
+    version_hash, rubric_hash, label = prep.version_hash, prep.rubric_hash, prep.label
+    todo = prep.todo
     progress = Progress(total=len(units), already=len(units) - len(todo))
     reasons: Counter = Counter()
     # Check criteria are exact and local: computed here, at once, under the judge name `check`.

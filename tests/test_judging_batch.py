@@ -1,0 +1,148 @@
+"""Batch mode: a judge run submitted through the loopback server's Batch API (real HTTP: Files + Batches),
+killed between submission and completion, resumed by polling. The judge is SIMULATED (scripted verdicts)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from storage.db import session_scope
+from storage.models import JudgeRun, Judgment, ProviderBatch
+from tests.conftest_loopback import OWNBENCH, ownbench_cli
+from tests.loopback import LoopbackServer
+from tests.test_judging_support import scripted, seed_version
+
+RUBRIC = """\
+name: batch-rubric
+description: Resolves the request, and stays short.
+criteria:
+  - id: resolves
+    question: Does the response resolve the user's request?
+    type: binary
+  - id: short
+    question: At most 2000 characters?
+    type: check
+    check:
+      max_chars: 2000
+"""
+
+
+def _judge_args(srv: LoopbackServer, rubric: Path) -> list[str]:
+    return ["judge", "--set", "arena", "--rubric", str(rubric), "--judge", "openai/sim-judge", "--api-base",
+            srv.base_url, "--input-price", "1", "--output-price", "2", "--batch"]
+
+
+def test_batch_judge_run_killed_between_submit_and_completion_resumes_by_polling(sqlite_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with session_scope(sqlite_engine) as s:
+        seed_version(s, n_items=4)
+    rubric = tmp_path / "batch.yaml"
+    rubric.write_text(RUBRIC, encoding="utf-8")
+    with LoopbackServer() as srv:
+        srv.script = scripted([{"reasoning": "It does.", "verdict": "pass"}])
+        srv.batch_hold = True  # the provider has not finished yet
+        srv.batch_fail = lambda line: "the model is overloaded" if line["custom_id"] == "r1" else None
+        proc = subprocess.Popen([OWNBENCH, *_judge_args(srv, rubric), "--wait", "600", "--poll-interval", "0.2"],
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, "COLUMNS": "200"})
+        row = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            with Session(sqlite_engine) as s:
+                row = s.exec(select(ProviderBatch)).first()
+            if row is not None and row.batch_id is not None:
+                break
+            time.sleep(0.2)
+        assert row is not None and row.batch_id is not None, proc.communicate(timeout=5)
+        proc.send_signal(signal.SIGKILL)  # killed while it polls: the batch is at the provider, nothing stored
+        proc.wait(timeout=30)
+        assert (srv.files_uploaded, srv.batches_created, srv.request_count) == (1, 1, 0)
+        with Session(sqlite_engine) as s:
+            assert s.exec(select(Judgment)).first() is None
+            assert s.exec(select(ProviderBatch)).one().status == "in_progress"
+
+        # still running at the provider: the next invocation polls and submits nothing
+        res = ownbench_cli(*_judge_args(srv, rubric), "--json", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        state = json.loads(res.stdout)
+        assert (state["submitted_now"], state["status"], state["summary"]) == (0, "in_progress", None)
+        with Session(sqlite_engine) as s:
+            run = s.get(JudgeRun, state["judge_run_id"])
+            assert run.status == "batch" and row.batch_id in (run.status_reason or "")
+
+        srv.batch_hold = False  # the provider finishes
+        res = ownbench_cli(*_judge_args(srv, rubric), "--json", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        state = json.loads(res.stdout)
+        assert state["status"] == "stored" and state["submitted_now"] == 0
+        assert (srv.files_uploaded, srv.batches_created, srv.request_count) == (1, 1, 0)  # nothing twice, no live call
+        served = [x for x in srv.served if x.get("batch")]
+        assert len(served) == 7 and len(srv.batch_lines) == 8  # 8 outputs; line r1 failed
+
+        # a third invocation finds everything stored and submits nothing
+        again = json.loads(ownbench_cli(*_judge_args(srv, rubric), "--json", cwd=tmp_path, check=True).stdout)
+        assert again["status"] == "nothing to submit" and srv.files_uploaded == 1 and srv.batches_created == 1
+
+    with Session(sqlite_engine) as s:
+        rows = list(s.exec(select(Judgment).where(Judgment.judge_run_id == state["judge_run_id"])))
+        batch = s.exec(select(ProviderBatch)).one()
+        run = s.get(JudgeRun, state["judge_run_id"])
+    assert batch.status == "ingested" and batch.counts == {"total": 8, "completed": 7, "failed": 1}
+    assert run.status == "done"
+    graded = [j for j in rows if j.criterion_id == "resolves"]
+    assert len(graded) == 8 and len([j for j in rows if j.criterion_id == "short"]) == 8
+    failed = [j for j in graded if j.status == "unscored"]
+    assert len(failed) == 1 and "batch line failed" in failed[0].unscored_reason and "overloaded" in failed[0].unscored_reason
+    scored = [j for j in graded if j.status == "scored"]
+    assert len(scored) == 7 and {j.verdict for j in scored} == {"pass"}
+    for j in scored:  # batch pricing: half of $1 / $2 per million tokens
+        assert j.cost_usd == pytest.approx(0.5 * (j.prompt_tokens * 1e-6 + j.completion_tokens * 2e-6))
+    assert sum(j.prompt_tokens for j in scored) == sum(x["usage"]["prompt_tokens"] for x in served)
+    assert state["summary"]["spend_usd"] == pytest.approx(sum(j.cost_usd for j in scored))
+
+
+def test_batch_answers_are_cached_for_live_calls_at_the_price_paid(sqlite_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A live judge run of the same requests afterwards is served from the cache and reports the batch price."""
+    import asyncio
+
+    from gateway.client import ModelConfig
+    from judging.batch import judge_batch
+    from judging.rubric import parse_rubric
+    from judging.runs import JudgeRequest, judge_version
+
+    with session_scope(sqlite_engine) as s:
+        version_id, _ = seed_version(s, n_items=2)
+    rubric = parse_rubric(RUBRIC, "batch.yaml")
+    with LoopbackServer() as srv:
+        srv.script = scripted([{"reasoning": "It does.", "verdict": "pass"}])
+        cfg = ModelConfig("openai/sim-judge", api_base=srv.base_url, max_attempts=1,
+                          input_price_per_mtok=1.0, output_price_per_mtok=2.0)
+        state = judge_batch(sqlite_engine, JudgeRequest(version_id=version_id, rubric=rubric, judge=cfg))
+        assert state.status == "stored" and state.submitted_now == 4 and state.summary.scored == 8
+        live = asyncio.run(judge_version(sqlite_engine, JudgeRequest(version_id=version_id, rubric=rubric, judge=cfg,
+                                                                     new_run=True)))
+        assert srv.request_count == 0  # every answer came from the cache
+    with Session(sqlite_engine) as s:
+        rows = list(s.exec(select(Judgment).where(Judgment.judge_run_id == live.judge_run_id,
+                                                  Judgment.criterion_id == "resolves")))
+    assert live.spend_usd == 0 and len(rows) == 4
+    for j in rows:
+        assert j.cost_usd == pytest.approx(0.5 * (j.prompt_tokens * 1e-6 + j.completion_tokens * 2e-6))
+
+
+def test_batch_mode_without_a_batch_api_says_what_to_do(sqlite_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with session_scope(sqlite_engine) as s:
+        seed_version(s, n_items=1)
+    rubric = tmp_path / "batch.yaml"
+    rubric.write_text(RUBRIC, encoding="utf-8")
+    res = ownbench_cli("judge", "--set", "arena", "--rubric", str(rubric), "--judge", "anthropic/claude-3-haiku",
+                       "--batch", cwd=tmp_path)
+    assert res.returncode == 2
+    assert "batch mode for anthropic/claude-3-haiku is not supported" in res.stderr
+    with Session(sqlite_engine) as s:
+        assert s.exec(select(ProviderBatch)).first() is None and s.exec(select(JudgeRun)).first() is None
