@@ -21,8 +21,8 @@ from sqlalchemy.engine import Engine
 from gateway.batch import (
     FINAL,
     BatchClient,
-    Resubmit,
     ReplayGateway,
+    Resubmit,
     collect,
     mark_ingested,
     open_batch,

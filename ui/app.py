@@ -25,6 +25,7 @@ pages = [
     st.Page(str(PAGES / "label.py"), title="Label", icon=":material/label:", url_path="label"),
     st.Page(str(PAGES / "agreement.py"), title="Agreement", icon=":material/handshake:", url_path="agreement"),
     st.Page(str(PAGES / "rankings.py"), title="Rankings", icon=":material/leaderboard:", url_path="rankings"),
+    st.Page(str(PAGES / "judges.py"), title="Judges", icon=":material/gavel:", url_path="judges"),
 ]
 page = st.navigation(pages)
 
