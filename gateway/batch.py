@@ -269,7 +269,7 @@ class ReplayGateway:
         self.engine, self.results, self.factor = engine, results, factor
         prices = per_token_prices(cfg.model, cfg.api_base, cfg.input_price_per_mtok, cfg.output_price_per_mtok)
         self.full = prices
-        self.prices = (prices[0] * factor, prices[1] * factor) if prices else None
+        self.prices_paid = (prices[0] * factor, prices[1] * factor) if prices else None
 
     async def complete(self, cfg: ModelConfig, messages: list[dict], **extra: Any) -> CallResult:
         from gateway.cache import cache_get
@@ -287,7 +287,7 @@ class ReplayGateway:
             return Gateway._failed(rhash, 0, "bad_request", "not part of the batch (batch mode makes no re-asks)")
         if r.body is None:
             return Gateway._failed(rhash, 1, "server", r.error or "batch line failed")
-        return Gateway._result(r.body, self.prices, None, None, attempts=1, rhash=rhash, cached=False)
+        return Gateway._result(r.body, self.prices_paid, None, None, attempts=1, rhash=rhash, cached=False)
 
     async def aclose(self) -> None:
         return None

@@ -146,3 +146,34 @@ def test_batch_mode_without_a_batch_api_says_what_to_do(sqlite_engine, tmp_path:
     assert "batch mode for anthropic/claude-3-haiku is not supported" in res.stderr
     with Session(sqlite_engine) as s:
         assert s.exec(select(ProviderBatch)).first() is None and s.exec(select(JudgeRun)).first() is None
+
+
+def test_candidate_run_through_the_batch_api(sqlite_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`ownbench run --batch`: submitted once, polled, stored with batch pricing; a failed line is an error row."""
+    from storage.models import Output, Run
+    from tests.conftest_loopback import freeze_items, write_candidates
+
+    freeze_items(sqlite_engine, 5)
+    with LoopbackServer() as srv:
+        srv.batch_hold = True
+        srv.batch_fail = lambda line: "context length exceeded" if line["custom_id"].endswith("3") else None
+        cands = write_candidates(tmp_path / "candidates.yaml", srv, input_price_per_mtok=1.0, output_price_per_mtok=2.0)
+        args = ["run", "--set", "demo", "--candidate", "loop", "--candidates-file", str(cands), "--batch", "--json"]
+        first = json.loads(ownbench_cli(*args, cwd=tmp_path, check=True).stdout)
+        assert first["submitted_now"] == 5 and first["status"] == "in_progress"
+        second = json.loads(ownbench_cli(*args, cwd=tmp_path, check=True).stdout)
+        assert second["submitted_now"] == 0 and second["status"] == "in_progress"
+        srv.batch_hold = False
+        third = json.loads(ownbench_cli(*args, cwd=tmp_path, check=True).stdout)
+        assert third["status"] == "stored" and third["run_id"] == first["run_id"]
+        assert (srv.files_uploaded, srv.batches_created, srv.request_count) == (1, 1, 0)
+    with Session(sqlite_engine) as s:
+        outs = list(s.exec(select(Output).where(Output.run_id == first["run_id"])))
+        run = s.get(Run, first["run_id"])
+    failed = [o for o in outs if o.error]
+    ok = [o for o in outs if not o.error]
+    assert len(outs) == 5 and len(failed) == 1 and "context length exceeded" in failed[0].error
+    for o in ok:
+        assert o.text.startswith("echo: question number")
+        assert o.cost_usd == pytest.approx(0.5 * (o.prompt_tokens * 1e-6 + o.completion_tokens * 2e-6))
+    assert run.status == "done"
