@@ -122,7 +122,7 @@ class BatchClient:
 def parse_results(text: str) -> dict[str, LineResult]:
     """Output or error file lines → custom id → answer or reason (a failed line never becomes an answer)."""
     out: dict[str, LineResult] = {}
-    for raw in text.splitlines():
+    for raw in text.split("\n"):  # not splitlines(): JSON strings may hold U+2028 and other separators
         if not raw.strip():
             continue
         line = json.loads(raw)

@@ -388,7 +388,7 @@ class LoopbackServer:
         with self._lock:
             self.batches_created += 1
             bid = f"batch_loop{len(self.batches) + 1}"
-            lines = [json.loads(x) for x in self.files[fid].decode().splitlines() if x.strip()]
+            lines = [json.loads(x) for x in self.files[fid].decode().split("\n") if x.strip()]
             self.batches[bid] = {"id": bid, "object": "batch", "endpoint": body["endpoint"], "input_file_id": fid,
                                  "completion_window": body.get("completion_window"), "status": "in_progress",
                                  "output_file_id": None, "error_file_id": None, "created_at": int(time.time()),
@@ -409,7 +409,7 @@ class LoopbackServer:
 
     def _complete_batch(self, batch: dict) -> None:
         out, err = [], []
-        for line in (json.loads(x) for x in self.files[batch["input_file_id"]].decode().splitlines() if x.strip()):
+        for line in (json.loads(x) for x in self.files[batch["input_file_id"]].decode().split("\n") if x.strip()):
             cid, body = line["custom_id"], line["body"]
             reply = self.script(body) if self.script is not None else None
             reply = {"content": reply} if isinstance(reply, str) else dict(reply or {})
@@ -433,8 +433,10 @@ class LoopbackServer:
             if tool_calls:
                 message["tool_calls"] = tool_calls
             finish = reply.get("finish_reason") or ("tool_calls" if tool_calls else "stop")
-            with self._lock:
-                self.served.append({"content": content, "tool_calls": tool_calls, "usage": usage, "batch": batch["id"]})
+            if self.record:
+                with self._lock:
+                    self.served.append({"content": content, "tool_calls": tool_calls, "usage": usage,
+                                        "batch": batch["id"]})
             out.append({"id": f"batch_req_{cid}", "custom_id": cid, "error": None, "response": {
                 "status_code": 200, "request_id": f"req_{cid}", "body": {
                     "id": f"chatcmpl-{cid}", "object": "chat.completion", "created": int(time.time()),

@@ -177,3 +177,16 @@ def test_candidate_run_through_the_batch_api(sqlite_engine, tmp_path: Path) -> N
         assert o.text.startswith("echo: question number")
         assert o.cost_usd == pytest.approx(0.5 * (o.prompt_tokens * 1e-6 + o.completion_tokens * 2e-6))
     assert run.status == "done"
+
+
+def test_result_lines_are_split_on_newlines_only() -> None:
+    """Answers may hold U+2028 or other characters str.splitlines() would split a JSONL line on."""
+    from gateway.batch import parse_results
+
+    ok = {"custom_id": "a", "error": None, "response": {"status_code": 200, "body": {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "one\u2028two\x1cthree\x85"}}]}}}
+    bad = {"custom_id": "b", "error": {"code": "server_error", "message": "overloaded"}, "response": None}
+    text = json.dumps(ok, ensure_ascii=False) + "\n" + json.dumps(bad) + "\n"
+    results = parse_results(text)
+    assert results["a"].body["choices"][0]["message"]["content"] == "one\u2028two\x1cthree\x85"
+    assert results["b"].body is None and "overloaded" in (results["b"].error or "")
