@@ -36,3 +36,15 @@ def test_runs_page_shows_provider_batches(sqlite_engine: Engine) -> None:
     at = page("runs")
     text = all_text(at)
     assert "Provider batches" in text and "batch_abc123" in text and "in_progress" in text
+
+
+def test_rubric_editor_previews_a_check_on_a_real_output_instead_of_a_prompt(sqlite_engine: Engine) -> None:
+    seed_project(sqlite_engine, simulated_labels=False)
+    at = page("rubrics")
+    at.text_area(key="rub-text").input(
+        "name: checks\ndescription: Exact checks.\ncriteria:\n  - id: short\n    question: Short?\n"
+        "    type: check\n    check:\n      max_chars: 100000\n").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    text = all_text(at)
+    assert "is a check: computed locally, no judge call (max_chars)" in text
+    assert "pass: max_chars: pass" in text

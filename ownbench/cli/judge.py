@@ -82,7 +82,9 @@ def judge_cmd(
 
             update_job(settings.engine(), job, status="failed", message=exc.message)
         raise
-    if batch:
+    from judging.batch import BatchState
+
+    if isinstance(summary, BatchState):
         summary = _print_batch(summary, as_json)
         if summary is None:
             return
@@ -144,7 +146,7 @@ def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: 
     import asyncio
 
     engine = settings.engine()
-    if batching is not None:
+    if batching is not None and model != CHECK_JUDGE:  # checks alone are computed locally: nothing to submit
         from judging.batch import judge_batch
 
         return judge_batch(engine, req, **batching)
