@@ -37,9 +37,10 @@ def exact_entry(study: StudyData, cd: CriterionData, *, n_boot: int, seed: int) 
     from stats.ranking import pareto_front, rank_by_influence, rank_ranges
 
     z, rows, _ = exact_calibration(study, cd)
+    # said as a warning (shown under the table), not a note: pages show a note instead of a table
     entry: dict[str, Any] = {"criterion": cd.id, "type": "binary", "exact": True, "withheld": [],
-                             "note": "Check criterion: verdicts are computed exactly from the outputs, so they are "
-                                     "ranked directly (no judge, no calibration, no gate)."}
+                             "warnings": ["check criterion: verdicts are computed exactly from the outputs, so they "
+                                          "are ranked directly (no judge, no calibration, no gate)"]}
     if not rows or not np.isfinite(z).any():
         entry["rows"] = []
         return entry

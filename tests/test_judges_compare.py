@@ -195,3 +195,25 @@ def test_panel_rules_and_errors(study) -> None:  # type: ignore[no-untyped-def]
         build_panel(s, [run_ids["openai/judge-good"]])
     with session_scope(engine) as s, pytest.raises(InputError, match="no judge run 999"):
         build_panel(s, [run_ids["openai/judge-good"], 999])
+
+
+def test_judges_commands(study, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from tests.conftest_loopback import ownbench_cli
+
+    _, _, _, run_ids = study
+    res = ownbench_cli("judges", "compare", "--set", "arena", "--rubric", "resolves", "--bootstrap", "200", "--json",
+                       cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert [j["judge_run"] for j in data["judges"]] == sorted(run_ids.values())
+    assert data["recommendation"]["judge_run"] in run_ids.values() and data["margin"] == 0.1
+    members = ",".join(str(run_ids[m]) for m in JUDGES)
+    res = ownbench_cli("judges", "panel", "--runs", members, "--ordinal", "mean", "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["created"] is True
+    bad = ownbench_cli("judges", "panel", "--runs", str(run_ids["openai/judge-good"]), cwd=tmp_path)
+    assert bad.returncode == 2 and "a panel needs at least two judge runs" in bad.stderr
+    bad = ownbench_cli("judges", "panel", "--runs", members, "--ordinal", "mode", cwd=tmp_path)
+    assert bad.returncode == 2 and "ordinal rule 'mode'" in bad.stderr
