@@ -190,3 +190,31 @@ def test_result_lines_are_split_on_newlines_only() -> None:
     results = parse_results(text)
     assert results["a"].body["choices"][0]["message"]["content"] == "one\u2028two\x1cthree\x85"
     assert results["b"].body is None and "overloaded" in (results["b"].error or "")
+
+
+def test_a_batch_created_but_not_recorded_is_found_not_created_again(sqlite_engine) -> None:  # type: ignore[no-untyped-def]
+    """A restart between creating the batch and recording its id: the batch is found by its input file."""
+    from gateway.client import ModelConfig
+    from judging.batch import judge_batch
+    from judging.rubric import parse_rubric
+    from judging.runs import JudgeRequest
+
+    with session_scope(sqlite_engine) as s:
+        version_id, _ = seed_version(s, n_items=2)
+    rubric = parse_rubric(RUBRIC, "batch.yaml")
+    with LoopbackServer() as srv:
+        srv.script = scripted([{"reasoning": "It does.", "verdict": "pass"}])
+        srv.batch_hold = True
+        cfg = ModelConfig("openai/sim-judge", api_base=srv.base_url, input_price_per_mtok=1.0, output_price_per_mtok=2.0)
+        req = JudgeRequest(version_id=version_id, rubric=rubric, judge=cfg)
+        first = judge_batch(sqlite_engine, req)
+        assert first.status == "in_progress" and first.submitted_now == 4
+        with session_scope(sqlite_engine) as s:  # as if the process died before the batch id was written
+            row = s.exec(select(ProviderBatch)).one()
+            row.batch_id, row.status = None, "submitting"
+            s.add(row)
+        srv.batch_hold = False
+        second = judge_batch(sqlite_engine, req)
+        assert second.status == "stored" and second.submitted_now == 0 and second.batch_id == first.batch_id
+        assert (srv.files_uploaded, srv.batches_created) == (1, 1)
+        assert second.summary.scored == 8
