@@ -88,7 +88,8 @@ class AgreementReport:
                  "", f"Judge: `{h['judge_model']}` (judge run {h['judge_run']}). Intervals are 95 % bootstrap "
                  "intervals over units; n is the number of units both raters labeled.", ""]
         for c in self.criteria:
-            lines += [f"## {c['criterion']} ({c['type']}, {c['level']})", "",
+            kind = "check: computed exactly, the judge here is the check itself" if c.get("check") else c["type"]
+            lines += [f"## {c['criterion']} ({kind}, {c['level']})", "",
                       f"Human labels: {c['labels_total']} on {c['units']} units by {len(c['annotators'])} "
                       f"annotator(s); {c['outside']} label(s) made outside an assignment (agreement only). "
                       f"{c.get('adjudicated', 0)} unit(s) adjudicated by a reviewer: agreement compares the "
@@ -173,8 +174,8 @@ def agreement_report(
         entry: dict[str, Any] = {
             "criterion": cid, "type": cd.criterion.get("type"), "level": cd.level, "units": int(rows.size),
             "labels_total": cd.labels_total, "outside": cd.outside, "annotators": sorted(cd.humans),
-            "adjudicated": cd.adjudicated,
-            "label_names": _label_names(cd), "unscored": int(cd.unscored.sum()),
+            "adjudicated": cd.adjudicated, "label_names": _label_names(cd), "unscored": int(cd.unscored.sum()),
+            "check": bool(cd.criterion.get("check")),
         }
         if rows.size == 0:
             entry["note"] = "No human labels on this criterion yet: nothing to compare the judge with."
@@ -249,6 +250,10 @@ def calibrate_criterion(study: StudyData, cd: CriterionData, *, force: bool = Fa
         sensitivity_specificity,
     )
 
+    if cd.criterion.get("check"):
+        from analysis.checks import exact_calibration
+
+        return _Calibration(*exact_calibration(study, cd))
     k, n = cd.judge.shape
     binary = cd.criterion.get("type") == "binary"
     clip = (0.0, 1.0) if binary else (min(cd.domain), max(cd.domain))
@@ -332,7 +337,7 @@ class RankingReport:
                "adjudicated a disagreement, calibration uses the adjudicated label instead of the annotators' mean.",
                ""]
         for c in self.criteria:
-            out += [f"## {c['criterion']} ({c['type']})", ""]
+            out += [f"## {c['criterion']} ({'check, exact' if c.get('exact') else c['type']})", ""]
             if c.get("note"):
                 out += [c["note"], ""]
             for reason in c.get("withheld") or []:
@@ -456,9 +461,15 @@ def ranking_report(
         return _pairwise_only(session, version_id, rubric_version_id, pairwise, force)
     report = RankingReport(_header(session, study), force=force, pairwise=pairwise)
     numeric = [c for c, cd in study.criteria.items() if cd.criterion.get("type") in ("binary", "ordinal")]
-    decision, alpha = _gate(study, numeric, gate)
+    # check criteria are exact: no calibration, so no gate (see analysis/checks.py)
+    decision, alpha = _gate(study, [c for c in numeric if not study.criteria[c].criterion.get("check")], gate)
     for cid, cd in study.criteria.items():
         entry: dict[str, Any] = {"criterion": cid, "type": cd.criterion.get("type"), "adjudicated": cd.adjudicated}
+        if cd.criterion.get("check"):
+            from analysis.checks import exact_entry
+
+            report.criteria.append(exact_entry(study, cd, n_boot=n_boot, seed=seed))
+            continue
         if cid not in numeric:
             entry["note"] = ("Categorical criterion: agreement only (see `ownbench agreement`); a ranking needs a "
                              "criterion with a scale (binary or ordinal).")
@@ -598,6 +609,10 @@ def compare_report(
     keys = {i.id: i.item_key for i in session.exec(select(Item).where(Item.version_id == version_id))}
     numeric = [c for c, cd in study.criteria.items() if cd.criterion.get("type") in ("binary", "ordinal")]
     decision, alpha = _gate(_restrict(study, [ib, ic]), numeric, gate)
+    for cid in numeric:  # check criteria are exact: never withheld, their verdicts always listed
+        if study.criteria[cid].criterion.get("check"):
+            decision.withheld.pop(cid, None)
+            decision.judge_hidden.pop(cid, None)
     tested = []
     for cid in numeric:
         cd = study.criteria[cid]

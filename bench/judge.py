@@ -5,6 +5,9 @@ Compared in the same run, on the same prompts and server:
   ownbench   Instructor over the gateway (judging.judge.Judge), as `ownbench judge` uses it;
   pipeline   the whole `ownbench judge` path: plan from the database, judge, write judgments (SQLite);
   litellm    plain Instructor over LiteLLM: instructor.from_litellm(litellm.acompletion).
+  batch      `ownbench judge --batch`: build every request, upload one file, create and poll the batch (the
+             loopback server answers it at once), cache the answers and store the judgments. Its wall time is
+             not comparable (a real batch takes up to 24 h); its client CPU per judgment is the figure.
 
 Ideal time = ceil(N / C) × latency; ratio = ideal / wall time (1.0 = only the server's latency counts).
 CPU ms per judgment = this process's CPU time / N (the server's CPU is not counted).
@@ -121,11 +124,9 @@ async def run_ownbench(base: str, n: int, conc: int) -> tuple[float, float, int]
     return wall, cpu, scored
 
 
-def run_pipeline(base: str, n: int, conc: int) -> tuple[float, float, int]:
+def _seeded(n: int):  # type: ignore[no-untyped-def]
+    """A SQLite database with one version of n items and one run whose outputs are the recorded answers."""
     from evalsets.freeze import ItemDraft, freeze
-    from gateway.client import ModelConfig
-    from judging.rubric import load_rubric
-    from judging.runs import JudgeRequest, judge_version
     from storage.db import make_engine, session_scope
     from storage.models import Candidate, Output, Run
 
@@ -145,6 +146,15 @@ def run_pipeline(base: str, n: int, conc: int) -> tuple[float, float, int]:
         for item, (_, text) in zip(items_of(s, version), work):
             s.add(Output(run_id=run.id, item_id=item.id, text=text or "empty"))  # type: ignore[arg-type]
         vid = version.id
+    return engine, vid
+
+
+def run_pipeline(base: str, n: int, conc: int) -> tuple[float, float, int]:
+    from gateway.client import ModelConfig
+    from judging.rubric import load_rubric
+    from judging.runs import JudgeRequest, judge_version
+
+    engine, vid = _seeded(n)
     cfg = ModelConfig("openai/bench-judge", api_base=base, max_concurrency=conc, timeout_s=30, max_attempts=2)
     req = JudgeRequest(version_id=vid, rubric=load_rubric(ROOT / "rubrics" / "helpfulness.yaml"), judge=cfg,  # type: ignore[arg-type]
                        use_cache=False)
@@ -153,6 +163,23 @@ def run_pipeline(base: str, n: int, conc: int) -> tuple[float, float, int]:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     engine.dispose()
     return wall, cpu, summary.scored
+
+
+def run_batch(base: str, n: int, conc: int) -> tuple[float, float, int]:
+    from gateway.client import ModelConfig
+    from judging.batch import judge_batch
+    from judging.rubric import load_rubric
+    from judging.runs import JudgeRequest
+
+    engine, vid = _seeded(n)
+    cfg = ModelConfig("openai/bench-judge", api_base=base, max_concurrency=conc, timeout_s=120, max_attempts=2)
+    req = JudgeRequest(version_id=vid, rubric=load_rubric(ROOT / "rubrics" / "helpfulness.yaml"), judge=cfg,  # type: ignore[arg-type]
+                       use_cache=False)
+    c0, t0 = time.process_time(), time.perf_counter()
+    state = judge_batch(engine, req, wait_s=600, poll_s=0.2)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    engine.dispose()
+    return wall, cpu, state.summary.scored if state.summary else 0
 
 
 async def run_litellm(base: str, n: int, conc: int) -> tuple[float, float, int]:
@@ -196,6 +223,7 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.1)
     ap.add_argument("--skip-litellm", action="store_true")
     ap.add_argument("--skip-pipeline", action="store_true")
+    ap.add_argument("--skip-batch", action="store_true")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -210,6 +238,8 @@ def main() -> None:
         variants = [("ownbench (Instructor over the gateway)", lambda: asyncio.run(run_ownbench(base, args.n, args.concurrency)))]
         if not args.skip_pipeline:
             variants.append(("ownbench judge run (plan + judge + store, SQLite)", lambda: run_pipeline(base, args.n, args.concurrency)))
+        if not args.skip_batch:
+            variants.append(("ownbench judge --batch (build, submit, poll, store)", lambda: run_batch(base, args.n, args.concurrency)))
         if not args.skip_litellm:
             variants.append(("Instructor over LiteLLM (from_litellm(acompletion))", lambda: asyncio.run(run_litellm(base, args.n, args.concurrency))))
         for name, fn in variants:

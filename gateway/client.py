@@ -158,7 +158,9 @@ class Gateway:
             else:
                 entry = cache_get(self.engine, rhash)  # type: ignore[arg-type]
             if entry is not None:
-                return self._result(entry["body"], prices, entry.get("latency_ms"), entry.get("ttft_ms"),
+                factor = entry.get("price_factor")  # an answer from a Batch API cost a share of the usual price
+                paid = (prices[0] * factor, prices[1] * factor) if factor is not None and prices else prices
+                return self._result(entry["body"], paid, entry.get("latency_ms"), entry.get("ttft_ms"),
                                     attempts=0, rhash=rhash, cached=True)
 
         key = read_key(cfg.model, cfg.api_key_env)

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
 from sqlmodel import Session, select
 
+from judging.checks import CheckSpec, pattern_problem, schema_problem
 from storage.errors import InputError
 from storage.hashing import content_hash
 from storage.models import RubricVersion
@@ -25,7 +26,7 @@ from storage.models import RubricVersion
 RUBRICS_DIR = Path(__file__).resolve().parents[1] / "rubrics"
 SCHEMA_PATH = RUBRICS_DIR / "rubric.schema.json"
 SCHEMA_HEADER = "# yaml-language-server: $schema=rubric.schema.json"
-CRITERION_TYPES = ("binary", "ordinal", "categorical")
+CRITERION_TYPES = ("binary", "ordinal", "categorical", "check")
 BINARY_LABELS = ("pass", "fail")
 MAX_LEVELS = 11
 
@@ -58,6 +59,24 @@ class Criterion(_Strict):
     weight: float = Field(default=1.0, gt=0)
     uses_reference: bool = False
     examples: list[Example] = Field(default_factory=list)
+    # `type: check` in the file: a binary criterion whose verdict the tests here compute (judging/checks.py).
+    check: CheckSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_is_binary(cls, data: Any) -> Any:
+        """A check criterion is stored as what it is to every reader of verdicts: binary, plus its tests."""
+        if isinstance(data, dict) and data.get("type") == "check":
+            return {**data, "type": "binary", "check": data.get("check") or {}}
+        return data
+
+    @property
+    def is_check(self) -> bool:
+        return self.check is not None
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.uses_reference or bool(self.check and self.check.equals_reference)
 
     def allowed(self) -> list[str]:
         """The verdicts this criterion accepts, as stored (`Judgment.verdict`)."""
@@ -115,8 +134,15 @@ class Rubric(_Strict):
 
     @property
     def spec(self) -> dict[str, Any]:
-        """The validated rubric as data (`RubricVersion.spec`)."""
-        return self.model_dump(mode="json")
+        """The validated rubric as data (`RubricVersion.spec`); a check's unset tests are left out, and so is
+        `check` on model-graded criteria (their spec, and so their version hash, is what it was before checks)."""
+        data = self.model_dump(mode="json")
+        for c, crit in zip(data["criteria"], self.criteria):
+            if crit.check is None:
+                c.pop("check", None)
+            else:
+                c["check"] = crit.check.model_dump(mode="json", exclude_none=True)
+        return data
 
     @property
     def content_hash(self) -> str:
@@ -252,6 +278,8 @@ def _schema_properties(path: Path_) -> list[str]:
     if path[0] == "criteria":
         if len(path) >= 4 and path[2] == "examples":
             return list(schema["$defs"]["example"]["properties"])
+        if len(path) >= 3 and path[2] == "check":
+            return list(schema["$defs"]["check"]["properties"])
         return list(schema["$defs"]["criterion"]["properties"])
     return []
 
@@ -262,18 +290,21 @@ def _suggest(word: str, choices: list[str]) -> str | None:
 
 
 _FORBIDDEN_BY_TYPE = {
-    "binary": ("min", "max", "levels", "labels"),
-    "ordinal": ("labels",),
-    "categorical": ("min", "max", "levels"),
+    "binary": ("min", "max", "levels", "labels", "check"),
+    "ordinal": ("labels", "check"),
+    "categorical": ("min", "max", "levels", "check"),
+    "check": ("min", "max", "levels", "labels", "examples", "uses_reference"),
 }
-_REQUIRED_BY_TYPE = {"ordinal": ("min", "max", "levels"), "categorical": ("labels",), "binary": ()}
+_OWNER = {"labels": "categorical", "check": "check", "examples": "model-graded", "uses_reference": "model-graded"}
+_REQUIRED_BY_TYPE = {"ordinal": ("min", "max", "levels"), "categorical": ("labels",), "binary": (), "check": ("check",)}
 _KEY_HINTS = {
     "name": "add `name: my-rubric` (lower case, digits, '-', '_', '.')",
     "description": "add `description:` with what the rubric measures",
     "criteria": "add `criteria:` with at least one criterion (id, question, type)",
     "id": "add `id: my_criterion` (lower case letter first, then letters, digits, '_')",
     "question": "add `question:` with what the judge must decide",
-    "type": "add `type: binary`, `type: ordinal` or `type: categorical`",
+    "type": "add `type: binary`, `type: ordinal`, `type: categorical` or `type: check`",
+    "check": "check criteria list their tests under `check:`, e.g. `max_chars: 800` or `json_valid: true`",
     "min": "ordinal criteria need `min:` and `max:` (integers) and a description per level under `levels:`",
     "max": "ordinal criteria need `min:` and `max:` (integers) and a description per level under `levels:`",
     "levels": "ordinal criteria describe every level from min to max under `levels:`, e.g. `1: Does not help`",
@@ -307,7 +338,7 @@ def _schema_problems(data: Any, marks: _Marks, source: str) -> list[RubricProble
             ctype = err.instance.get("type")
             for key in _FORBIDDEN_BY_TYPE.get(ctype, ()):
                 if key in err.instance:
-                    owner = "categorical" if key == "labels" else "ordinal"
+                    owner = _OWNER.get(key, "ordinal")
                     add(path + (key,), f"{key!r} does not belong to a {ctype} criterion",
                         f"{key!r} is only for {owner} criteria: remove it or change `type`")
         elif v == "enum":
@@ -371,6 +402,10 @@ def _cross_checks(criteria: list[tuple[int, Criterion]], data: dict, marks: _Mar
             add(base + ("id",), f"criterion id {c.id!r} is used twice (also criteria[{seen[c.id]}])",
                 "give every criterion its own id", value=True)
         seen.setdefault(c.id, i)
+        if c.check is not None:
+            if isinstance(data["criteria"][i].get("check"), dict):  # a missing `check:` the schema has reported
+                problems += _check_problems(c.check, base + ("check",), add)
+            continue
         if (c.type == "ordinal" and (c.min is None or c.max is None or not c.levels)) or (
             c.type == "categorical" and not c.labels
         ):
@@ -423,8 +458,73 @@ def _cross_checks(criteria: list[tuple[int, Criterion]], data: dict, marks: _Mar
     return problems
 
 
-def validate_rubric_text(text: str, source: str = "<rubric>") -> tuple[Rubric | None, list[RubricProblem]]:
-    """Validate YAML text (a file's or the editor's live text): the rubric, or every problem with its line."""
+def _check_problems(check: CheckSpec, path: Path_, add: Any) -> list[RubricProblem]:
+    """What the schema cannot say about a check: a test at all, patterns that compile, a sound schema, bounds."""
+    if not check.tests():
+        add(path, "the check names no test",
+            "add at least one of: regex, not_regex, contains, not_contains, json_valid, json_schema, max_chars, "
+            "min_chars, equals_reference, max_latency_ms, max_cost")
+    for key in ("regex", "not_regex"):
+        pattern = getattr(check, key)
+        why = pattern_problem(pattern, check.ignore_case) if pattern is not None else None
+        if why:
+            add(path + (key,), f"the pattern does not compile: {why}",
+                "patterns use Python `regex` syntax; in YAML, single-quote a pattern with backslashes", value=True)
+    if isinstance(check.json_schema, dict):
+        why = schema_problem(check.json_schema)
+        if why:
+            add(path + ("json_schema",), why, "see https://json-schema.org for the vocabulary", value=True)
+    if check.min_chars is not None and check.max_chars is not None and check.min_chars > check.max_chars:
+        add(path + ("min_chars",), f"min_chars ({check.min_chars}) is greater than max_chars ({check.max_chars})",
+            "no output could pass: lower min_chars or raise max_chars", value=True)
+    return []  # reported through `add`
+
+
+def _resolve_schema_files(data: dict, marks: _Marks, source: str,
+                          stored: dict[str, Any] | None) -> list[RubricProblem]:
+    """Read every `json_schema: file.json` beside the rubric into the criterion (its content joins the version).
+
+    A stored version (`stored` = its spec) takes the schemas it was stored with, so it never depends on files."""
+    problems: list[RubricProblem] = []
+    kept = {str(c.get("id")): (c.get("check") or {}).get("schema_from_file")
+            for c in (stored or {}).get("criteria") or [] if isinstance(c, dict)}
+    criteria = data.get("criteria")
+    for i, c in enumerate(criteria if isinstance(criteria, list) else []):
+        ref = (c.get("check") or {}).get("json_schema") if isinstance(c, dict) and isinstance(c.get("check"), dict) else None
+        if not isinstance(ref, str):
+            continue
+        path: Path_ = ("criteria", i, "check", "json_schema")
+        line, col = marks.at(path, value=True)
+        doc: Any = kept.get(str(c.get("id"))) if stored is not None else None
+        if doc is None:
+            if source.startswith("<"):
+                problems.append(RubricProblem(source, line, col, key_of(path), f"schema file {ref!r} cannot be found "
+                                              "from text that is not a file", "inline the schema, or save the rubric as a file"))
+                continue
+            file = (Path(source).parent / ref)
+            try:
+                doc = json.loads(file.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                problems.append(RubricProblem(source, line, col, key_of(path), f"schema file {str(file)!r} does not exist",
+                                              "give a path relative to the rubric file, or inline the schema"))
+                continue
+            except (OSError, ValueError) as exc:
+                problems.append(RubricProblem(source, line, col, key_of(path), f"schema file {str(file)!r} is not JSON: {exc}",
+                                              "fix the file (it must hold one JSON schema object)"))
+                continue
+            why = schema_problem(doc)
+            if why:
+                problems.append(RubricProblem(source, line, col, key_of(path), f"schema file {ref!r}: {why}", None))
+                continue
+        criteria[i] = {**c, "check": {**c["check"], "schema_from_file": doc}}
+    return problems
+
+
+def validate_rubric_text(text: str, source: str = "<rubric>", *,
+                         stored: dict[str, Any] | None = None) -> tuple[Rubric | None, list[RubricProblem]]:
+    """Validate YAML text (a file's or the editor's live text): the rubric, or every problem with its line.
+
+    `stored`: the spec of a stored version being re-read (its schema files come from there, not the disk)."""
     text = normalize_text(text)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -455,6 +555,7 @@ def validate_rubric_text(text: str, source: str = "<rubric>") -> tuple[Rubric | 
     ]
     data = _stringify_level_keys(data)
     problems += _schema_problems(data, marks, source)
+    problems += _resolve_schema_files(data, marks, source, stored)
     rubric: Rubric | None = None
     if not problems:
         try:
@@ -520,8 +621,8 @@ def _stringify_level_keys(data: dict) -> dict:
     return {**data, "criteria": fixed}
 
 
-def parse_rubric(text: str, source: str = "<rubric>") -> Rubric:
-    rubric, problems = validate_rubric_text(text, source)
+def parse_rubric(text: str, source: str = "<rubric>", *, stored: dict[str, Any] | None = None) -> Rubric:
+    rubric, problems = validate_rubric_text(text, source, stored=stored)
     if problems:
         raise RubricError(problems)
     assert rubric is not None
@@ -545,7 +646,8 @@ def load_rubric(path: str | Path) -> Rubric:
 
 def rubric_from_version(row: RubricVersion) -> Rubric:
     """The rubric a stored version holds (re-validated from its text, so that it is exactly what was stored)."""
-    rubric = parse_rubric(row.yaml_text, row.source_path or f"rubric version {row.content_hash[:12]}")
+    rubric = parse_rubric(row.yaml_text, row.source_path or f"rubric version {row.content_hash[:12]}",
+                          stored=row.spec)
     if rubric.content_hash != row.content_hash:
         raise InputError(f"stored rubric version {row.id} does not match its hash",
                          hint="the row was changed after it was stored; store the rubric file again")

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from gateway.client import Gateway, ModelConfig
+from judging.checks import CHECK_JUDGE, CHECKS_VERSION, run_check
 from judging.judge import Judge, Outcome
 from judging.prompt import load_template
 from judging.rubric import Rubric, store_rubric
@@ -45,6 +46,8 @@ class Unit:
     reference: str | None
     text: str
     text_b: str | None = None
+    latency_ms: float | None = None  # the output's, for `max_latency_ms` checks
+    cost_usd: float | None = None  # the output's, for `max_cost` checks
 
     @property
     def key(self) -> tuple[str, int, int | None]:
@@ -185,10 +188,11 @@ def plan_units(
                     continue
                 assert o is not None
                 for c in crits:
-                    if c.uses_reference and not item.reference:
+                    if c.needs_reference and not item.reference:
                         skipped["no reference answer"] += 1
                         continue
-                    units.append(Unit(c.id, item.id, o.id, None, item.messages, item.reference, o.text))  # type: ignore[arg-type]
+                    units.append(Unit(c.id, item.id, o.id, None, item.messages, item.reference, o.text,  # type: ignore[arg-type]
+                                      latency_ms=o.latency_ms, cost_usd=o.cost_usd))
         else:
             for (_, run_a), (_, run_b) in combinations(selected, 2):
                 a = outputs.get((run_a.id, item.id))  # type: ignore[arg-type]
@@ -198,6 +202,9 @@ def plan_units(
                     continue
                 assert a is not None and b is not None
                 for c in crits:
+                    if c.is_check:
+                        skipped["check criterion (checks are pointwise)"] += 1
+                        continue
                     if c.uses_reference and not item.reference:
                         skipped["no reference answer"] += 1
                         continue
@@ -278,19 +285,22 @@ def _finish(engine: Engine, run_id: int, status: str, reason: str | None) -> Non
             s.add(run)
 
 
-async def judge_version(
-    engine: Engine,
-    req: JudgeRequest,
-    *,
-    on_progress: Callable[[Progress], None] | None = None,
-    gateway: Gateway | None = None,
-) -> JudgeSummary:
-    """Plan, resume or start the judge run, judge what is missing, and return what happened."""
-    if req.mode not in ("pointwise", "pairwise"):
-        raise InputError(f"mode {req.mode!r} is not pointwise or pairwise", where="--mode")
-    template = load_template(req.mode)
-    t_start = time.perf_counter()
+@dataclass
+class Prepared:
+    """A judge run opened (or resumed) for a request, and the units it still lacks."""
 
+    run_id: int
+    resumed: bool
+    units: list[Unit]
+    todo: list[Unit]
+    skipped: Counter
+    version_hash: str
+    rubric_hash: str
+    label: str
+
+
+def prepare_run(engine: Engine, req: JudgeRequest, template: Any) -> Prepared:
+    """Plan the units, find the judge run to resume (or start one) and mark it running."""
     with session_scope(engine) as s:
         version = s.get(EvalSetVersion, req.version_id)
         if version is None:
@@ -333,10 +343,45 @@ async def judge_version(
         label = version_label(s, version)
         run_id = run.id
     assert run_id is not None
+    return Prepared(run_id, resumed, units, [u for u in units if u.key not in done_keys], skipped, version_hash,
+                    rubric_hash, label)
 
-    todo = [u for u in units if u.key not in done_keys]
+
+async def judge_version(
+    engine: Engine,
+    req: JudgeRequest,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    gateway: Gateway | Any | None = None,
+) -> JudgeSummary:
+    """Plan, resume or start the judge run, judge what is missing, and return what happened.
+
+    `gateway`: anything with the gateway's `complete` and `aclose` (batch mode replays a batch's answers)."""
+    if req.mode not in ("pointwise", "pairwise"):
+        raise InputError(f"mode {req.mode!r} is not pointwise or pairwise", where="--mode")
+    template = load_template(req.mode)
+    t_start = time.perf_counter()
+
+    prep = prepare_run(engine, req, template)
+    run_id, resumed, units, skipped = prep.run_id, prep.resumed, prep.units, prep.skipped
+    version_hash, rubric_hash, label = prep.version_hash, prep.rubric_hash, prep.label
+    todo = prep.todo
     progress = Progress(total=len(units), already=len(units) - len(todo))
     reasons: Counter = Counter()
+    # Check criteria are exact and local: computed here, at once, under the judge name `check`.
+    check_rows = []
+    for u in [u for u in todo if req.rubric.criterion(u.criterion_id).is_check]:
+        outcome = check_outcome(req.rubric.criterion(u.criterion_id), u)
+        check_rows.append(_judgment_row(run_id, CHECK_JUDGE, u, outcome, version_hash=version_hash,
+                                        rubric_hash=rubric_hash, template_hash=CHECKS_VERSION))
+        progress.done += 1
+        if outcome.status == "scored":
+            progress.scored += 1
+        else:
+            progress.unscored += 1
+            reasons["check not evaluated"] += 1
+    _write(engine, check_rows)
+    todo = [u for u in todo if not req.rubric.criterion(u.criterion_id).is_check]
     pending: list[Judgment] = []
     stop = asyncio.Event()
     cancelled = False
@@ -444,6 +489,16 @@ async def judge_version(
         skipped=dict(skipped), unscored_reasons=dict(reasons.most_common()),
         seconds=round(time.perf_counter() - t_start, 2),
     )
+
+
+def check_outcome(criterion: Any, unit: Unit) -> Outcome:
+    """A check criterion's judgment of one output: exact, local, free."""
+    t0 = time.perf_counter()
+    r = run_check(criterion.check, text=unit.text, reference=unit.reference, latency_ms=unit.latency_ms,
+                  cost_usd=unit.cost_usd)
+    return Outcome(r.status, verdict=r.verdict, score=criterion.score_of(r.verdict) if r.verdict else None,
+                   rationale=r.rationale, unscored_reason=r.unscored_reason, details=r.details,
+                   latency_ms=round((time.perf_counter() - t0) * 1000, 3), cost_usd=0.0)
 
 
 def _job_progress(p: Progress) -> dict[str, Any]:

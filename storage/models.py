@@ -311,3 +311,30 @@ class Job(SQLModel, table=True):
     cancel_requested: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ProviderBatch(SQLModel, table=True):
+    """A request file submitted to a provider's Batch API for a run or a judge run.
+
+    Recorded before the provider is asked to start it, so that a later invocation polls the same batch instead of
+    submitting again; `requests` maps each line's custom id to the request hash its answer is cached under."""
+
+    __tablename__ = "provider_batch"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)  # run | judge
+    run_id: Optional[int] = Field(default=None, foreign_key="run.id", index=True)
+    judge_run_id: Optional[int] = Field(default=None, foreign_key="judge_run.id", index=True)
+    model: str = Field(max_length=300)
+    api_base: Optional[str] = Field(default=None, max_length=500)
+    batch_id: Optional[str] = Field(default=None, max_length=200, index=True)  # the provider's id
+    input_file_id: Optional[str] = Field(default=None, max_length=200)
+    output_file_id: Optional[str] = Field(default=None, max_length=200)
+    error_file_id: Optional[str] = Field(default=None, max_length=200)
+    status: str = Field(default="submitting", max_length=20)  # submitting | the provider's status | ingested
+    request_count: int = 0
+    requests: dict = Field(sa_column=Column(JSON, nullable=False))  # custom id → request hash
+    counts: Optional[dict] = _json()  # the provider's request_counts (total, completed, failed)
+    error: Optional[str] = _text()
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    completed_at: Optional[datetime] = None

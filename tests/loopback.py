@@ -26,6 +26,13 @@ The default reply is deterministic: "echo: " followed by the last user message (
 `prompt_tokens` is the number of whitespace-separated words in all messages plus 3 per message,
 `completion_tokens` the number of words in the reply.
 
+Batch API (OpenAI Files + Batches): `POST /v1/files` (multipart upload), `GET /v1/files/{id}/content`,
+`POST /v1/batches`, `GET /v1/batches/{id}`, `GET /v1/batches`. A batch answers each line with the same
+`script` as live requests (a scripted `fault` fails the line: it goes to the error file); `batch_fail(line)`
+may also fail a line on purpose (return a message). While `batch_hold` is true every batch stays
+`in_progress`; the first retrieval after it is cleared completes the batch. Recorded: `files_uploaded`,
+`batches_created`, `batch_lines` (custom ids answered).
+
 Manual use and benchmarks: `python tests/loopback.py --port 8011 --latency 0.1`.
 """
 from __future__ import annotations
@@ -91,6 +98,8 @@ class LoopbackServer:
         self.require_key = require_key
         self.record = record
         self.model = model
+        self.batch_hold = False
+        self.batch_fail: Callable[[dict], str | None] | None = None
         self.rng = random.Random(seed)
         self._queued: deque[str] = deque()
         self._lock = threading.Lock()
@@ -115,6 +124,11 @@ class LoopbackServer:
             self.faults_sent: list[str] = []
             self.in_flight = 0
             self.max_in_flight = 0  # the most requests the server held at once
+            self.files: dict[str, bytes] = {}
+            self.batches: dict[str, dict] = {}
+            self.files_uploaded = 0
+            self.batches_created = 0
+            self.batch_lines: list[str] = []
 
     @property
     def base_url(self) -> str:
@@ -139,6 +153,11 @@ class LoopbackServer:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/files", self._upload)
+        app.router.add_get("/v1/files/{file_id}/content", self._file_content)
+        app.router.add_post("/v1/batches", self._create_batch)
+        app.router.add_get("/v1/batches", self._list_batches)
+        app.router.add_get("/v1/batches/{batch_id}", self._retrieve_batch)
         return app
 
     def start(self) -> "LoopbackServer":
@@ -338,6 +357,100 @@ class LoopbackServer:
                           headers=headers)
         kinds = {400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error"}
         return _error(status, reply.get("message", f"injected HTTP {status}"), kinds.get(status, "server_error"))
+
+
+    # --- Batch API ----------------------------------------------------------------------------------------------
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        if form.get("purpose") != "batch" or upload is None or not hasattr(upload, "file"):
+            return _error(400, "expected multipart fields purpose=batch and file", "invalid_request_error")
+        data = upload.file.read()
+        with self._lock:
+            self.files_uploaded += 1
+            fid = f"file-loop{len(self.files) + 1}"
+            self.files[fid] = data
+        return web.json_response({"id": fid, "object": "file", "bytes": len(data), "purpose": "batch",
+                                  "filename": getattr(upload, "filename", "batch.jsonl"), "created_at": int(time.time())})
+
+    async def _file_content(self, request: web.Request) -> web.Response:
+        data = self.files.get(request.match_info["file_id"])
+        if data is None:
+            return _error(404, "no such file", "invalid_request_error")
+        return web.Response(body=data, content_type="application/octet-stream")
+
+    async def _create_batch(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        fid = body.get("input_file_id")
+        if fid not in self.files or body.get("endpoint") != "/v1/chat/completions":
+            return _error(400, "unknown input_file_id or endpoint", "invalid_request_error")
+        with self._lock:
+            self.batches_created += 1
+            bid = f"batch_loop{len(self.batches) + 1}"
+            lines = [json.loads(x) for x in self.files[fid].decode().split("\n") if x.strip()]
+            self.batches[bid] = {"id": bid, "object": "batch", "endpoint": body["endpoint"], "input_file_id": fid,
+                                 "completion_window": body.get("completion_window"), "status": "in_progress",
+                                 "output_file_id": None, "error_file_id": None, "created_at": int(time.time()),
+                                 "metadata": body.get("metadata"), "errors": None,
+                                 "request_counts": {"total": len(lines), "completed": 0, "failed": 0}}
+        return web.json_response(self.batches[bid])
+
+    async def _list_batches(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": list(self.batches.values()), "has_more": False})
+
+    async def _retrieve_batch(self, request: web.Request) -> web.Response:
+        batch = self.batches.get(request.match_info["batch_id"])
+        if batch is None:
+            return _error(404, "no such batch", "invalid_request_error")
+        if batch["status"] == "in_progress" and not self.batch_hold:
+            self._complete_batch(batch)
+        return web.json_response(batch)
+
+    def _complete_batch(self, batch: dict) -> None:
+        out, err = [], []
+        for line in (json.loads(x) for x in self.files[batch["input_file_id"]].decode().split("\n") if x.strip()):
+            cid, body = line["custom_id"], line["body"]
+            reply = self.script(body) if self.script is not None else None
+            reply = {"content": reply} if isinstance(reply, str) else dict(reply or {})
+            failure = (self.batch_fail(line) if self.batch_fail is not None else None) or (
+                f"injected {reply['fault']}" if reply.get("fault") else None)
+            with self._lock:
+                self.batch_lines.append(cid)
+            if failure:
+                err.append({"id": f"batch_req_{cid}", "custom_id": cid, "error": None, "response": {
+                    "status_code": 500, "request_id": f"req_{cid}",
+                    "body": {"error": {"message": failure, "type": "server_error"}}}})
+                continue
+            content, tool_calls = reply.get("content"), reply.get("tool_calls")
+            if content is None and tool_calls is None:
+                content = default_content(body)
+            usage = {"prompt_tokens": count_prompt_tokens(body), "completion_tokens": len((content or "").split()) + (
+                len(json.dumps(tool_calls).split()) if tool_calls else 0)}
+            usage.update(reply.get("usage") or {})
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if tool_calls:
+                message["tool_calls"] = tool_calls
+            finish = reply.get("finish_reason") or ("tool_calls" if tool_calls else "stop")
+            if self.record:
+                with self._lock:
+                    self.served.append({"content": content, "tool_calls": tool_calls, "usage": usage,
+                                        "batch": batch["id"]})
+            out.append({"id": f"batch_req_{cid}", "custom_id": cid, "error": None, "response": {
+                "status_code": 200, "request_id": f"req_{cid}", "body": {
+                    "id": f"chatcmpl-{cid}", "object": "chat.completion", "created": int(time.time()),
+                    "model": body.get("model") or self.model, "usage": usage,
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}]}}})
+        with self._lock:
+            for kind, rows in (("output_file_id", out), ("error_file_id", err)):
+                if rows:
+                    fid = f"file-loop{len(self.files) + 1}"
+                    self.files[fid] = ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
+                    batch[kind] = fid
+            batch["status"] = "completed"
+            batch["completed_at"] = int(time.time())
+            batch["request_counts"] = {"total": len(out) + len(err), "completed": len(out), "failed": len(err)}
 
 
 def _fmt(seconds: float) -> str:

@@ -29,6 +29,7 @@ PAGE_TABLE = [
     ("agreement.py", "Agreement", ":material/handshake:", "agreement", "review"),
     ("adjudication.py", "Adjudication", ":material/gavel:", "adjudication", "review"),
     ("rankings.py", "Rankings", ":material/leaderboard:", "rankings", "review"),
+    ("judges.py", "Judges", ":material/balance:", "judges", "review"),
     ("people.py", "People", ":material/group:", "people", "review"),
 ]
 allowed = [row for row in PAGE_TABLE if viewer.can(row[4])]

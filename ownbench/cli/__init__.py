@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from ownbench.cli import analysis, app_cmd, judge, runs, sets, users
+from ownbench.cli import analysis, app_cmd, judge, judges, runs, sets, users
 
 app = typer.Typer(
     name="ownbench",
@@ -16,7 +16,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,  # plain help renders faster; `ownbench --help` must stay well under 0.5 s
 )
-for group in (sets, runs, judge, analysis, users, app_cmd):
+for group in (sets, runs, judge, analysis, judges, users, app_cmd):
     group.register(app)
 
 

@@ -61,6 +61,9 @@ def judge_cmd(
     new_run: bool = typer.Option(False, "--new-run", help="Start a new judge run instead of resuming the matching one."),
     retry_unscored: bool = typer.Option(False, "--retry-unscored", help="Judge again the units whose last judgment is unscored."),
     job: Optional[int] = typer.Option(None, "--job", help="Report progress to this job (the app uses this)."),
+    batch: bool = typer.Option(False, "--batch", help="Submit through the provider's Batch API (half price, answers within 24 h); run the same command again to collect."),
+    wait: float = typer.Option(0.0, "--wait", min=0, help="With --batch: keep polling up to this many seconds."),
+    poll_interval: float = typer.Option(30.0, "--poll-interval", min=0.05, help="With --batch --wait: seconds between polls."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Score the outputs of a frozen version against a rubric (pointwise or pairwise); resumable and cached."""
@@ -68,17 +71,25 @@ def judge_cmd(
 
     from ownbench import settings
 
+    batching = {"wait_s": wait, "poll_s": poll_interval} if batch else None
     try:
         summary = _judge(set_ref, rubric, judge_model, api_base, api_key_env, candidates, mode, criteria, structured,
                          limit, concurrency, max_retries, max_tokens, timeout_s, input_price, output_price,
-                         no_cache, new_run, retry_unscored, job, as_json)
+                         no_cache, new_run, retry_unscored, job, as_json, batching)
     except InputError as exc:
         if job is not None:
             from storage.jobs import update_job
 
             update_job(settings.engine(), job, status="failed", message=exc.message)
         raise
-    _print_summary(summary, as_json)
+    from judging.batch import BatchState
+
+    if isinstance(summary, BatchState):
+        summary = _print_batch(summary, as_json)
+        if summary is None:
+            return
+    else:
+        _print_summary(summary, as_json)
     if summary.judged and summary.scored == 0:
         from ownbench.cli.common import err_console
 
@@ -91,7 +102,8 @@ def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: 
            api_key_env: Optional[str], candidates: Optional[str], mode: Optional[str], criteria: Optional[str],
            structured: Optional[str], limit: Optional[int], concurrency: int, max_retries: int, max_tokens: int,
            timeout_s: float, input_price: Optional[float], output_price: Optional[float], no_cache: bool,
-           new_run: bool, retry_unscored: bool, job: Optional[int], as_json: bool):  # type: ignore[no-untyped-def]
+           new_run: bool, retry_unscored: bool, job: Optional[int], as_json: bool,
+           batching: dict | None = None):  # type: ignore[no-untyped-def]
     from evalsets.freeze import resolve_version
     from gateway.client import ModelConfig
     from judging.judge import STRUCTURED_MODES
@@ -101,8 +113,13 @@ def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: 
     from ownbench import settings
     from ownbench.cli.common import session
 
+    from judging.checks import CHECK_JUDGE
+
     rub = _rubric(rubric_ref)
-    model = judge_model or rub.judge.model
+    crits = _split(criteria)
+    chosen = [rub.criterion(c) for c in crits] if crits else list(rub.criteria)  # names an unknown criterion
+    # Check criteria need no judge model: a rubric (or a selection) of checks only is judged locally.
+    model = (judge_model or rub.judge.model) if any(not c.is_check for c in chosen) else CHECK_JUDGE
     if not model:
         raise InputError("no judge model", where="--judge",
                          hint="give --judge MODEL (e.g. openai/gpt-4o-mini) or set judge.model in the rubric")
@@ -116,9 +133,6 @@ def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: 
     if api_base is not None and not api_base.startswith(("http://", "https://")):
         raise InputError(f"{api_base!r} is not an http(s) URL", where="--api-base",
                          hint="e.g. http://127.0.0.1:8080/v1")
-    crits = _split(criteria)
-    for c in crits or []:
-        rub.criterion(c)  # names the unknown criterion and lists the known ones
     with session() as s:
         version_id = resolve_version(s, set_ref).id
     cfg = ModelConfig(
@@ -132,6 +146,10 @@ def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: 
     import asyncio
 
     engine = settings.engine()
+    if batching is not None and model != CHECK_JUDGE:  # checks alone are computed locally: nothing to submit
+        from judging.batch import judge_batch
+
+        return judge_batch(engine, req, **batching)
     if as_json or not sys.stderr.isatty():
         return asyncio.run(judge_version(engine, req))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -147,6 +165,28 @@ def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: 
                        description=f"unscored {p.unscored} · spend ${p.spend_usd:.4f}")
 
         return asyncio.run(judge_version(engine, req, on_progress=on_progress))
+
+
+def _print_batch(state, as_json: bool):  # type: ignore[no-untyped-def]
+    """A batch's state; the judge summary once its answers are stored (None while the provider works)."""
+    from ownbench.cli.common import console, print_json
+
+    if as_json:
+        print_json(state.to_dict())
+        return state.summary
+    counts = state.counts or {}
+    done = f" ({counts.get('completed', 0)} of {counts.get('total', '?')} answered, {counts.get('failed', 0)} failed)" \
+        if counts else ""
+    if state.summary is None:
+        verb = f"submitted {state.submitted_now} requests as" if state.submitted_now else "polled"
+        console.print(f"judge run #{state.judge_run_id}: {verb} provider batch {state.batch_id}: {state.status}{done}. "
+                      "Run the same command again to collect the answers (nothing is submitted twice).", highlight=False)
+        return None
+    if state.batch_id:
+        console.print(f"provider batch {state.batch_id}: {state.status}{done}; answers stored at batch prices",
+                      highlight=False)
+    _print_summary(state.summary, False)
+    return state.summary
 
 
 def _print_summary(summary, as_json: bool) -> None:  # type: ignore[no-untyped-def]

@@ -117,9 +117,15 @@ def run_command(
     no_cache: bool = typer.Option(False, "--no-cache", help="Call the provider even for cached requests."),
     new: bool = typer.Option(False, "--new", help="Start a new run instead of resuming an unfinished one."),
     job: Optional[int] = typer.Option(None, "--job", help="Report progress to this job and obey its cancel."),
+    batch: bool = typer.Option(False, "--batch", help="Submit through the provider's Batch API (half price, answers within 24 h); run the same command again to collect."),
+    wait: float = typer.Option(0.0, "--wait", min=0, help="With --batch: keep polling up to this many seconds."),
+    poll_interval: float = typer.Option(30.0, "--poll-interval", min=0.05, help="With --batch --wait: seconds between polls."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Run a candidate over a frozen version; resumes the unfinished run of the same configuration."""
+    if batch:
+        _run_batch(set_ref, candidate, candidates_file, no_cache, new, wait, poll_interval, as_json)
+        return
     if job is None:
         _run(set_ref, candidate, candidates_file, concurrency, max_cost, no_cache, new, None, as_json)
         return
@@ -140,6 +146,33 @@ def run_command(
         reason = exc.message if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
         update_job(get_engine(), job, status="failed", message=reason)
         raise
+
+
+def _run_batch(set_ref: str, candidate: str, candidates_file: Optional[Path], no_cache: bool, new: bool,
+               wait: float, poll_interval: float, as_json: bool) -> None:
+    from evalsets.freeze import resolve_version
+    from gateway.batch_runs import run_batch
+    from ownbench.settings import engine as get_engine
+
+    spec = _spec_for(candidate, candidates_file)
+    with session() as s:
+        version_id = resolve_version(s, set_ref).id
+    state = run_batch(get_engine(), spec, version_id, wait_s=wait, poll_s=poll_interval, fresh=new,  # type: ignore[arg-type]
+                      use_cache=not no_cache)
+    if as_json:
+        print_json(state.to_dict())
+        return
+    counts = state.counts or {}
+    done = f" ({counts.get('completed', 0)} of {counts.get('total', '?')} answered, {counts.get('failed', 0)} failed)" \
+        if counts else ""
+    if state.status in ("stored", "nothing to submit"):
+        console.print(f"run {state.run_id}: provider batch {state.batch_id or '-'} {state.status}{done}: "
+                      f"{state.outputs_stored} outputs, {state.errors} errors; spend {_money(state.spend_usd)} "
+                      "at batch prices", highlight=False)
+    else:
+        verb = f"submitted {state.submitted_now} requests as" if state.submitted_now else "polled"
+        console.print(f"run {state.run_id}: {verb} provider batch {state.batch_id}: {state.status}{done}. Run the "
+                      "same command again to collect the answers (nothing is submitted twice).", highlight=False)
 
 
 def _run(set_ref: str, candidate: str, candidates_file: Optional[Path], concurrency: Optional[int],

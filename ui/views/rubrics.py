@@ -71,14 +71,26 @@ with edit:
                 item = items[int(pos) - 1]
                 with Session(eng) as s:
                     out = s.exec(select(Output).where(Output.item_id == item.id, Output.text.is_not(None))).first()  # type: ignore[union-attr]
-                try:
-                    rendered = prompt_mod.render_prompt(
-                        rubric, crit, messages=item.messages, output=out.text if out else "(no output yet)",
-                        reference=item.reference)
-                    st.code(rendered.text, language=None, wrap_lines=True)
-                    st.caption(f"template {rendered.template_hash[:12]}")
-                except InputError as exc:
-                    common.show_input_error(exc)
+                chosen = rubric.criterion(crit)
+                if chosen.is_check:  # computed locally: no prompt; show what the check says of this output
+                    from judging.checks import run_check
+
+                    st.caption(f"`{crit}` is a check: computed locally, no judge call "
+                               f"({', '.join(chosen.check.tests())}).")
+                    if out is not None:
+                        r = run_check(chosen.check, text=out.text or "", reference=item.reference,
+                                      latency_ms=out.latency_ms, cost_usd=out.cost_usd)
+                        st.code(f"{r.verdict or 'unscored'}: {r.rationale or r.unscored_reason}", language=None,
+                                wrap_lines=True)
+                else:
+                    try:
+                        rendered = prompt_mod.render_prompt(
+                            rubric, crit, messages=item.messages, output=out.text if out else "(no output yet)",
+                            reference=item.reference)
+                        st.code(rendered.text, language=None, wrap_lines=True)
+                        st.caption(f"template {rendered.template_hash[:12]}")
+                    except InputError as exc:
+                        common.show_input_error(exc)
 
 with history:
     names = sorted({r.name for r in stored})

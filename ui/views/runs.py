@@ -7,6 +7,7 @@ from sqlmodel import Session, select
 
 from storage.models import Candidate, EvalSet, EvalSetVersion, RubricVersion
 from ui import common, jobs, queries
+from ui.batches import batches_table
 
 viewer = common.require("review", "The Runs page")  # checked here, where the page reads data
 st.title("Runs")
@@ -136,3 +137,12 @@ if jruns:
     st.dataframe(pd.DataFrame(jruns), hide_index=True, width="stretch")
 else:
     st.caption("No judge runs yet." + ("" if env_judge.get("model") else " " + jobs.HOW_TO_CONFIGURE_JUDGE))
+
+st.subheader("Provider batches")
+batches = batches_table(url)
+if batches:
+    st.dataframe(pd.DataFrame(batches), hide_index=True, width="stretch")
+    st.caption("Batches are submitted with `--batch` on `ownbench judge`; run the same command again to collect "
+               "the answers once the provider has finished (nothing is submitted twice).")
+else:
+    st.caption("No provider batches: `ownbench judge … --batch` submits through the provider's Batch API at half price.")
