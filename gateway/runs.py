@@ -24,7 +24,8 @@ from sqlalchemy import func, select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from gateway.candidates import CandidateSpec, upsert_candidate
+from gateway.candidates import CandidateSpec, upsert_candidate, with_limits
+from gateway.cache import cache_put_in
 from gateway.client import CallResult, Gateway, ModelConfig
 from storage.db import session_scope
 from storage.errors import InputError
@@ -156,10 +157,13 @@ def _row(run_id: int, item_id: int, r: CallResult) -> dict[str, Any]:
     }
 
 
-def write_output(engine: Engine, values: dict[str, Any]) -> None:
-    """Insert the item's row, or replace its earlier error row; committed at once."""
+def write_output(engine: Engine, values: dict[str, Any], cache_row: tuple[str, str, dict] | None = None) -> None:
+    """Insert the item's row, or replace its earlier error row, and the answer's cache row, in one commit:
+    a run killed at any moment never pays again for an answer it received."""
     with engine.begin() as conn:
         conn.execute(_upsert_output(engine.dialect.name, tuple(values)), values)
+        if cache_row is not None:
+            cache_put_in(conn, [cache_row])
 
 
 @lru_cache(maxsize=16)
@@ -225,7 +229,11 @@ async def execute_run(
     gateway: Gateway | None = None,
 ) -> tuple[str, str | None, RunProgress]:
     """Call the candidate for `items` (item id, messages); returns (status, reason, progress)."""
-    gw = gateway or Gateway(engine, use_cache=use_cache)
+    if gateway is None:
+        gw = Gateway(engine, use_cache=use_cache)
+        gw.defer_cache_writes = True  # each answer's cache row is committed with its output row
+    else:
+        gw = gateway
     totals = run_totals(engine, run_id)
     progress = RunProgress(run_id, total, done=already_done, outputs=totals["outputs"], errors=totals["errors"],
                            spend_usd=totals["spend_usd"])
@@ -258,7 +266,7 @@ async def execute_run(
                 return
             result = await gw.complete(cfg, messages)
             budget.settle(reservation, result)
-            write_output(engine, _row(run_id, item_id, result))
+            write_output(engine, _row(run_id, item_id, result), result.cache_row)
             was_error = item_id in previous_errors
             progress.done += 0 if was_error else 1
             if result.error is None:
@@ -299,8 +307,6 @@ async def execute_run(
             watcher.cancel()
         if gateway is None:
             await gw.aclose()
-        else:
-            gw.flush_cache()
     if stop["status"] is not None:
         return stop["status"], stop["reason"], progress  # type: ignore[return-value]
     if progress.errors:
@@ -322,9 +328,11 @@ def run_candidate(
     job_id: int | None = None,
     gateway: Gateway | None = None,
 ) -> RunSummary:
-    """Run (or resume) `spec` over the version; returns when every item has a row or the run stopped."""
+    """Run (or resume) `spec` over the version; returns when every item has a row or the run stopped.
+    `concurrency` overrides the candidate's; the run records the limits it used."""
     gw = gateway or Gateway(engine, use_cache=use_cache)
-    cfg = spec.model_config_for(concurrency=concurrency)
+    spec = with_limits(spec, concurrency=concurrency)
+    cfg = spec.model_config_for()
     config = run_config(spec, gw.route(cfg), max_cost_usd=max_cost_usd, use_cache=use_cache)
     with session_scope(engine) as s:
         run, resumed = open_run(s, spec, version_id, config, fresh=fresh)

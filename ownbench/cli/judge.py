@@ -61,6 +61,8 @@ def judge_cmd(
     new_run: bool = typer.Option(False, "--new-run", help="Start a new judge run instead of resuming the matching one."),
     retry_unscored: bool = typer.Option(False, "--retry-unscored", help="Judge again the units whose last judgment is unscored."),
     job: Optional[int] = typer.Option(None, "--job", help="Report progress to this job (the app uses this)."),
+    allow_errors: bool = typer.Option(False, "--allow-errors",
+                                      help="Exit 0 even when some units are unscored (the run is kept either way)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Score the outputs of a frozen version against a rubric (pointwise or pairwise); resumable and cached."""
@@ -79,11 +81,19 @@ def judge_cmd(
             update_job(settings.engine(), job, status="failed", message=exc.message)
         raise
     _print_summary(summary, as_json)
-    if summary.judged and summary.scored == 0:
-        from ownbench.cli.common import err_console
+    from ownbench.cli.common import err_console
 
+    if summary.status == "failed":
+        err_console.print(f"[bold red]judge run #{summary.judge_run_id} stopped:[/] {summary.status_reason}",
+                          highlight=False)
+        raise typer.Exit(1)
+    if summary.judged and summary.scored == 0:
         top = next(iter(summary.unscored_reasons), "unknown")
         err_console.print(f"[bold red]every judgment failed[/] (mostly: {top}); nothing was scored", highlight=False)
+        raise typer.Exit(1)
+    if summary.unscored_in_run and not allow_errors:
+        err_console.print(f"[bold red]{summary.unscored_in_run} unit(s) of judge run #{summary.judge_run_id} are "
+                          "unscored[/]; `--retry-unscored` asks again, `--allow-errors` accepts them", highlight=False)
         raise typer.Exit(1)
 
 
