@@ -242,13 +242,18 @@ def test_runs_and_judgments_import_refuse_bad_bytes_and_deep_json(sqlite_engine,
     assert "answers.jsonl:2: not UTF-8 text (byte 0xc3 at column" in err
     assert "answers.jsonl:3: JSON nested too deeply" in err
     assert "answers.jsonl:4: prompt_tokens must be a whole number from 0 to 2,147,483,647" in err
+    with Session(sqlite_engine) as s:
+        assert s.exec(select(Run)).all() == []  # nothing half-imported
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"item_key": "item-0000", "output": "fine"}\n', encoding="utf-8")
+    ownbench_cli("runs", "import", str(good), "--candidate", "c", "--set", label, cwd=tmp_path, check=True)
     verdicts = tmp_path / "verdicts.jsonl"
     verdicts.write_bytes(b'{"item": "item-0000", "candidate": "c", "criterion": "helpful", "verdict": "\xff"}\n')
     proc = ownbench_cli("judgments", "import", str(verdicts), "--set", label, "--rubric",
                         str(RUBRICS / "safety.yaml"), "--judge-name", "vendor", cwd=tmp_path)
     assert proc.returncode == 2 and "verdicts.jsonl:1: not UTF-8 text (byte 0xff" in flat(proc)
     with Session(sqlite_engine) as s:
-        assert s.exec(select(Run)).all() == [] and s.exec(select(Judgment)).all() == []
+        assert s.exec(select(Judgment)).all() == []
 
 
 def test_ingest_refuses_deep_json_truncated_gzip_and_directories(tmp_path: Path) -> None:
