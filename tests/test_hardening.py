@@ -296,7 +296,7 @@ def test_a_300_character_annotator_name_is_refused_on_every_backend(engine, tmp_
     proc = ownbench_cli("labels", "import", str(rows), "--set", "support@1", "--rubric", "support", cwd=tmp_path)
     assert proc.returncode == 2
     assert "labels.csv:2: annotator name is 300 characters long; the limit is 200" in flat(proc)
-    proc = ownbench_cli("golden", "select", "--set", "support@1", "--rubric", "support", "--n", "4",
+    proc = ownbench_cli("golden", "select", "--set", "support@1", "--rubric", "support", "--n", "4", "--seed", "1",
                         "--annotators", f"ann,{long}", cwd=tmp_path)
     assert proc.returncode == 2 and "--annotators: annotator name is 300 characters long" in flat(proc)
     with engine.connect() as conn:
@@ -329,7 +329,7 @@ def test_concurrent_first_use_of_a_name_gets_one_annotator_on_postgres(pg_databa
     _fresh_pg(pg_database)
     make_engine(url).dispose()
     ctx = multiprocessing.get_context("fork")
-    for round_ in range(4):
+    for round_ in range(8):  # 64 first uses, as in the probe that found 6 failures
         name = f"new-person-{round_}"
         barrier, out = ctx.Barrier(8), ctx.Queue()
         procs = [ctx.Process(target=_open_annotator, args=(url, name, barrier, out)) for _ in range(8)]
@@ -342,7 +342,7 @@ def test_concurrent_first_use_of_a_name_gets_one_annotator_on_postgres(pg_databa
         assert len({r[1] for r in results}) == 1
     eng = create_engine(pg_database)
     with eng.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM annotator")).scalar_one() == 4
+        assert conn.execute(text("SELECT count(*) FROM annotator")).scalar_one() == 8
     eng.dispose()
 
 
