@@ -94,7 +94,7 @@ def _parse_line(raw: str, by_key: dict[str, Item], by_hash: dict[str, Item]) -> 
     for name in _FLOATS:
         v = obj.get(name)
         if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < math.inf):
-            raise ValueError(f"{name} must be a finite number ≥ 0")
+            raise ValueError(f"{name} must be a number, finite and ≥ 0")
         values[name] = float(v) if v is not None else None
     return item, values
 
