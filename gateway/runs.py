@@ -229,11 +229,7 @@ async def execute_run(
     gateway: Gateway | None = None,
 ) -> tuple[str, str | None, RunProgress]:
     """Call the candidate for `items` (item id, messages); returns (status, reason, progress)."""
-    if gateway is None:
-        gw = Gateway(engine, use_cache=use_cache)
-        gw.defer_cache_writes = True  # each answer's cache row is committed with its output row
-    else:
-        gw = gateway
+    gw = gateway or Gateway(engine, use_cache=use_cache)
     totals = run_totals(engine, run_id)
     progress = RunProgress(run_id, total, done=already_done, outputs=totals["outputs"], errors=totals["errors"],
                            spend_usd=totals["spend_usd"])
@@ -298,6 +294,8 @@ async def execute_run(
         previous_errors = set(conn.execute(
             sa_select(_out.c.item_id).where(_out.c.run_id == run_id, _out.c.error.is_not(None))).scalars())
     gw.prefetch(cfg, [messages for _, messages in items])
+    deferred = gw.defer_cache_writes
+    gw.defer_cache_writes = True  # each answer's cache row is committed with its output row: no extra commit
     watcher = asyncio.create_task(watch_job()) if job_id is not None else None
     try:
         n = max(1, min(cfg.max_concurrency, len(items)))
@@ -305,6 +303,7 @@ async def execute_run(
     finally:
         if watcher is not None:
             watcher.cancel()
+        gw.defer_cache_writes = deferred
         if gateway is None:
             await gw.aclose()
     if stop["status"] is not None:
