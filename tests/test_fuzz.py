@@ -23,7 +23,7 @@ from storage.errors import InputError
 BOUNDED = settings(max_examples=60, deadline=timedelta(seconds=10), derandomize=True,
                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
-# --- what hostile input is made of ---------------------------------------------------------------------------
+# --- what hostile input is made of --------------------------------------------------------------------------
 
 _scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
@@ -68,7 +68,7 @@ def _refused_with_location(exc: InputError, *paths: Path) -> None:
     assert any(p.name in text for p in paths) or (exc.where or "").startswith("--"), text
 
 
-# --- log readers ---------------------------------------------------------------------------------------------------
+# --- log readers --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fmt,suffix", [("auto", ".jsonl"), ("openai", ".jsonl"), ("jsonl", ".jsonl"),
@@ -99,7 +99,7 @@ def test_log_readers_accept_or_refuse_with_a_location(tmp_path: Path, fmt: str, 
             json.dumps(record.messages)  # what would be stored is JSON
 
 
-# --- rubric and candidates YAML ------------------------------------------------------------------------------------
+# --- rubric and candidates YAML -----------------------------------------------------------------------------
 
 _yaml_docs = st.one_of(
     st.builds(lambda v: yaml.safe_dump(v, allow_unicode=True), st.dictionaries(_keys, _json_values, max_size=6)),
@@ -143,7 +143,7 @@ def test_candidates_yaml_gives_candidates_or_a_located_error(tmp_path: Path, tex
         assert specs and all(s.config_hash() for s in specs)
 
 
-# --- imports -------------------------------------------------------------------------------------------------------
+# --- imports ------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +240,7 @@ def test_judgments_import_accepts_or_refuses_with_file_and_line(study, tmp_path:
             s.rollback()
 
 
-# --- the renderer for untrusted text -------------------------------------------------------------------------------
+# --- the renderer for untrusted text ------------------------------------------------------------------------
 
 _markdownish = st.lists(st.one_of(
     st.sampled_from(list("![]()<>`~*_#|\\:/\n \t\"'") + ["http://x.test/a.png", "https://", "www.", "javascript:",

@@ -45,7 +45,7 @@ def popen(*args: str, cwd: Path) -> subprocess.Popen:
                             env={**os.environ, "COLUMNS": "200"})
 
 
-# --- 1. limits stick ---------------------------------------------------------------------------------------------
+# --- 1. limits stick ----------------------------------------------------------------------------------------
 
 
 def test_limits_from_candidates_yaml_are_stored_and_used_by_name(sqlite_engine, loopback: LoopbackServer,
@@ -101,7 +101,7 @@ def test_limits_from_candidates_yaml_are_stored_and_used_by_name(sqlite_engine, 
     assert bad.returncode == 2 and "--timeout" in flat(bad)
 
 
-# --- 4. kill -9 keeps every answer it received -------------------------------------------------------------------
+# --- 4. kill -9 keeps every answer it received --------------------------------------------------------------
 
 
 def test_sigkill_during_a_run_loses_no_cache_entry(sqlite_engine, loopback: LoopbackServer, tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ def test_a_gateway_answer_is_in_the_cache_as_soon_as_it_is_returned(sqlite_engin
     asyncio.run(one())
 
 
-# --- 2. YAML alias bombs -----------------------------------------------------------------------------------------
+# --- 2. YAML alias bombs ------------------------------------------------------------------------------------
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(9))
@@ -184,7 +184,7 @@ def test_ordinary_aliases_still_work() -> None:
     assert problems == [] and rubric is not None
 
 
-# --- 3. agreement when κ is undefined ----------------------------------------------------------------------------
+# --- 3. agreement when κ is undefined -----------------------------------------------------------------------
 
 
 def test_agreement_shows_undefined_kappa_with_its_reason(sqlite_engine, tmp_path: Path) -> None:
@@ -203,7 +203,7 @@ def test_agreement_shows_undefined_kappa_with_its_reason(sqlite_engine, tmp_path
     assert any(p["kappa"]["value"] is None and p["kappa"]["n"] > 0 for p in correct["pairs"])
 
 
-# --- 5. clear errors instead of tracebacks -----------------------------------------------------------------------
+# --- 5. clear errors instead of tracebacks ------------------------------------------------------------------
 
 
 def test_label_import_refuses_infinite_and_nan_levels_and_bad_bytes(sqlite_engine, tmp_path: Path) -> None:
@@ -283,7 +283,7 @@ def test_ingest_refuses_deep_json_truncated_gzip_and_directories(tmp_path: Path)
     assert str(folder / "*.jsonl") in flat(proc)
 
 
-# --- 6. the same on SQLite and PostgreSQL ------------------------------------------------------------------------
+# --- 6. the same on SQLite and PostgreSQL -------------------------------------------------------------------
 
 
 def test_a_300_character_annotator_name_is_refused_on_every_backend(engine, tmp_path: Path) -> None:
@@ -346,7 +346,7 @@ def test_concurrent_first_use_of_a_name_gets_one_annotator_on_postgres(pg_databa
     eng.dispose()
 
 
-# --- 7. runs export refuses a tampered version -------------------------------------------------------------------
+# --- 7. runs export refuses a tampered version --------------------------------------------------------------
 
 
 def test_runs_export_refuses_a_tampered_version(db_url: str, tmp_path: Path) -> None:
@@ -369,7 +369,7 @@ def test_runs_export_refuses_a_tampered_version(db_url: str, tmp_path: Path) -> 
     assert not out.exists()
 
 
-# --- 10. exit codes ------------------------------------------------------------------------------------------------
+# --- 10. exit codes -----------------------------------------------------------------------------------------
 
 
 def test_run_exits_1_when_items_end_in_error_unless_allowed(sqlite_engine, loopback: LoopbackServer,
@@ -420,7 +420,7 @@ def test_judge_stops_at_once_on_a_refused_key_and_exits_1_on_unscored(sqlite_eng
         assert proc.returncode == 0, flat(proc)
 
 
-# --- 11. the app leaves no server behind ---------------------------------------------------------------------------
+# --- 11. the app leaves no server behind --------------------------------------------------------------------
 
 
 def _free_port() -> int:
