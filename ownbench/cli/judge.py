@@ -81,11 +81,13 @@ def judge_cmd(
             update_job(settings.engine(), job, status="failed", message=exc.message)
         raise
     _print_summary(summary, as_json)
+    from rich.markup import escape
+
     from ownbench.cli.common import err_console
 
     if summary.status == "failed":
-        err_console.print(f"[bold red]judge run #{summary.judge_run_id} stopped:[/] {summary.status_reason}",
-                          highlight=False)
+        err_console.print(f"[bold red]judge run #{summary.judge_run_id} stopped:[/] "
+                          f"{escape(summary.status_reason or 'failed')}", highlight=False)
         raise typer.Exit(1)
     if summary.judged and summary.scored == 0:
         top = next(iter(summary.unscored_reasons), "unknown")
