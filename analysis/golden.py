@@ -17,9 +17,9 @@ import numpy as np
 from sqlmodel import Session, select
 
 from analysis.data import criteria_of, latest_judge_run
+from analysis.names import get_or_create_annotator
 from storage.errors import InputError
 from storage.models import (
-    Annotator,
     EvalSetVersion,
     GoldenAssignment,
     GoldenUnit,
@@ -268,12 +268,7 @@ def _assign(session: Session, units: list[GoldenUnit], names: list[str], k: int,
     rng = np.random.default_rng(seed + 1)
     people = []
     for name in names:
-        a = session.exec(select(Annotator).where(Annotator.name == name)).first()
-        if a is None:
-            a = Annotator(name=name)
-            session.add(a)
-            session.flush()
-        people.append(a)
+        people.append(get_or_create_annotator(session, name, where="--annotators"))
     load = np.zeros(len(people))
     next_pos = {}
     for a in people:

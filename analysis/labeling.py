@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from analysis.names import get_or_create_annotator
 from analysis.people import Viewer
 from storage.errors import InputError
 from storage.models import (
@@ -79,17 +80,7 @@ class Progress:
 
 def ensure_annotator(session: Session, name: str) -> Annotator:
     """The annotator called `name`, created on first use (names are how people are identified)."""
-    name = (name or "").strip()
-    if not name:
-        raise InputError("annotator name is empty", where="annotator", hint="pick or type your name")
-    if len(name) > 200:
-        raise InputError("annotator name is longer than 200 characters", where="annotator")
-    found = session.exec(select(Annotator).where(Annotator.name == name)).first()
-    if found is None:
-        found = Annotator(name=name)
-        session.add(found)
-        session.flush()
-    return found
+    return get_or_create_annotator(session, name)
 
 
 def annotator_by_name(session: Session, name: str) -> Annotator | None:

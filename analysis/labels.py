@@ -19,6 +19,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from analysis.data import criteria_of, latest_judge_run
+from analysis.names import check_annotator_name, get_or_create_annotator
 from analysis.people import Viewer
 from storage.errors import InputError
 from storage.hashing import file_hash
@@ -52,7 +53,7 @@ def _normalize(criterion: dict[str, Any], value: Any) -> tuple[str, float | None
     if kind == "ordinal":
         try:
             level = int(float(text))
-        except ValueError:
+        except (ValueError, OverflowError):  # "abc", "nan", "inf", "1e400"
             raise ValueError(f"label {text!r} is not a level") from None
         if float(text) != level or not int(criterion["min"]) <= level <= int(criterion["max"]):
             raise ValueError(f"label {text!r} is not a level from {criterion['min']} to {criterion['max']}")
@@ -132,7 +133,19 @@ def import_labels(
                 continue
         else:
             prob = None
-        good.append({"annotator": str(row["annotator"]).strip(), "criterion": crit["id"], "item": item, "output": out,
+        try:
+            annotator = check_annotator_name(row["annotator"])
+        except InputError as exc:
+            problems.append(f"{where}: {exc.what}")
+            continue
+        comment = row.get("comment")
+        if comment is not None and not isinstance(comment, str):
+            problems.append(f"{where}: comment must be text")
+            continue
+        if comment and "\x00" in comment:  # PostgreSQL text cannot hold NUL
+            problems.append(f"{where}: comment contains a NUL character (\\u0000)")
+            continue
+        good.append({"annotator": annotator, "criterion": crit["id"], "item": item, "output": out,
                      "verdict": verdict, "score": score, "prob": prob, "comment": row.get("comment") or None})
     if problems:
         shown = "\n  ".join(problems[:30])
@@ -155,12 +168,7 @@ def import_labels(
     for g in good:
         name = g["annotator"]
         if name not in people:
-            a = session.exec(select(Annotator).where(Annotator.name == name)).first()
-            if a is None:
-                a = Annotator(name=name)
-                session.add(a)
-                session.flush()
-            people[name] = a
+            people[name] = get_or_create_annotator(session, name)
         session.add(Label(annotator_id=people[name].id, rubric_version_id=rubric_version_id,  # type: ignore[arg-type]
                           criterion_id=g["criterion"], item_id=g["item"].id, output_id=g["output"].id,
                           verdict=g["verdict"], score=g["score"], comment=g["comment"], inclusion_prob=g["prob"],

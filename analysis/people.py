@@ -56,9 +56,11 @@ CLI = Viewer("command line", OWNER, None, "cli")
 
 def check_name(name: str, where: str = "name") -> str:
     """A person's identity as stored: trimmed, 1–200 characters of letters, digits, space and . @ + - ' _."""
-    name = (name or "").strip()
-    if not name:
+    from analysis.names import check_annotator_name
+
+    if not (name or "").strip():
         raise InputError("the name is empty", where=where, hint="give the identity people sign in with, e.g. an e-mail")
+    name = check_annotator_name(name, where=where)  # the rule every annotator name follows, then a stricter one
     if not _NAME.match(name):
         raise InputError(f"{name[:60]!r} is not a valid name: use letters, digits, spaces and . @ + - ' _ "
                          "(at most 200 characters)", where=where)

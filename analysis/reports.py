@@ -25,10 +25,17 @@ def _f(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
-def _est(e: Estimate | None, digits: int = 3) -> str:
-    if e is None or not math.isfinite(e.value):
-        return "n/a"
-    return f"{e.value:.{digits}f} [{_f(e.low, digits)}, {_f(e.high, digits)}]"
+# Why a coefficient has no value although both raters labeled units: chance agreement is 1 (one category
+# everywhere), so κ and α are 0/0. Reports say so instead of showing a number or failing.
+UNDEFINED_ONE_CATEGORY = "undefined: every unit got the same single label, so chance agreement is 1 (0/0)"
+
+
+def _est(e: Estimate | None, digits: int = 3, *, undefined: str | None = None) -> str:
+    """`value [low, high]`; "n/a" without data; `undefined` (the reason) when units exist but no value does."""
+    value = None if e is None else e.value
+    if value is None or not math.isfinite(value):
+        return undefined if undefined and e is not None and e.n else "n/a"
+    return f"{value:.{digits}f} [{_f(e.low, digits)}, {_f(e.high, digits)}]"
 
 
 def _d(e: Estimate | None) -> dict | None:
@@ -103,14 +110,14 @@ class AgreementReport:
                               ("Krippendorff's alpha, humans + judge", "alpha_with_judge"),
                               ("Fleiss' kappa, humans", "fleiss_humans")):
                 e = c.get(key)
-                if e and e.get("value") is not None:
-                    lines.append(f"| {name} | {_est(Estimate(**e))} | {e['n']} |")
+                if e and (e.get("value") is not None or e.get("n")):
+                    lines.append(f"| {name} | {_est(Estimate(**e), undefined=UNDEFINED_ONE_CATEGORY)} | {e['n']} |")
             lines.append("")
             if c.get("fleiss_note"):
                 lines += [f"Fleiss: {c['fleiss_note']}.", ""]
             lines += ["| raters | kind | n | agreement | Cohen's κ | κ linear | κ quadratic |", "|---|---|---|---|---|---|---|"]
             for p in c["pairs"]:
-                cells = [_est(Estimate(**p[k])) if p.get(k) else "–"
+                cells = [_est(Estimate(**p[k]), undefined=UNDEFINED_ONE_CATEGORY) if p.get(k) else "–"
                          for k in ("percent", "kappa", "kappa_linear", "kappa_quadratic")]
                 lines.append(f"| {' vs '.join(p['raters'])} | {p['kind']} | {p['n']} | " + " | ".join(cells) + " |")
             lines.append("")

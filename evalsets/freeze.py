@@ -173,13 +173,18 @@ def resolve_version(session: Session, ref: str, *, check: bool = True) -> EvalSe
             hint=f"use NAME@VERSION, NAME (latest) or a hash prefix; sets: {known}; see `ownbench sets list`",
         )
     if check:
-        problems = verify(session, version)
-        if problems:
-            raise IntegrityError(
-                f"version {ref} failed verification: " + "; ".join(problems[:5]),
-                hint="this version was changed after it was frozen; run `ownbench sets verify` and re-freeze from the source",
-            )
+        check_version(session, version, ref)
     return version
+
+
+def check_version(session: Session, version: EvalSetVersion, ref: str | None = None) -> None:
+    """Refuse a version whose stored content no longer matches its hash (IntegrityError, exit 2)."""
+    problems = verify(session, version)
+    if problems:
+        raise IntegrityError(
+            f"version {ref or version_label(session, version)} failed verification: " + "; ".join(problems[:5]),
+            hint="this version was changed after it was frozen; run `ownbench sets verify` and re-freeze from the source",
+        )
 
 
 def version_label(session: Session, version: EvalSetVersion) -> str:

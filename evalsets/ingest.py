@@ -91,6 +91,10 @@ class IngestResult:
 def read_pool(paths: Sequence[str | Path], options: IngestOptions, progress: Progress | None = None) -> Pool:
     """Stream every file through the reader, redaction, exact dedupe and the reservoir."""
     options.check()
+    for p in paths:
+        if Path(p).is_dir():
+            raise InputError("is a directory, not a log file", where=str(p),
+                             hint=f"give the files in it, e.g. {Path(p) / '*.jsonl'}")
     missing = [str(p) for p in paths if not Path(p).is_file()]
     if missing:
         raise InputError("no such file", where=missing[0], hint="check the path")

@@ -5,10 +5,11 @@ which matters when hundreds of calls a second go through the gateway.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from storage.models import CacheEntry, utcnow
@@ -40,23 +41,37 @@ def cache_put(engine: Engine, request_hash: str, model: str, entry: dict[str, An
 
 def cache_put_many(engine: Engine, entries: list[tuple[str, str, dict[str, Any]]]) -> None:
     """Store answers (request hash, model, entry) in one transaction; existing hashes are left as they are."""
+    if entries:
+        with engine.begin() as conn:
+            cache_put_in(conn, entries)
+
+
+def cache_put_in(conn: Connection, entries: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Store answers in the caller's transaction (a run commits an answer's cache row with its output row)."""
     if not entries:
         return
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif engine.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - other backends fall back to insert-and-ignore-duplicates
-        insert = None
     now = utcnow()
     rows = [{"request_hash": h, "model": m, "response": e, "created_at": now} for h, m, e in entries]
-    with engine.begin() as conn:
-        if insert is not None:
-            conn.execute(insert(_table).values(rows).on_conflict_do_nothing(index_elements=["request_hash"]))
-        else:
-            for row in rows:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(_table.insert().values(**row))
-                except IntegrityError:
-                    pass
+    stmt = _insert_ignore(conn.dialect.name)
+    if stmt is not None:
+        conn.execute(stmt, rows)
+        return
+    for row in rows:  # pragma: no cover - other backends: insert and ignore duplicates one by one
+        try:
+            with conn.begin_nested():
+                conn.execute(_table.insert().values(**row))
+        except IntegrityError:
+            pass
+
+
+@lru_cache(maxsize=4)
+def _insert_ignore(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING, built once per dialect (building it per answer costs more CPU than
+    the write itself)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        return None
+    return insert(_table).on_conflict_do_nothing(index_elements=["request_hash"])

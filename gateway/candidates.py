@@ -31,6 +31,7 @@ from gateway.client import ModelConfig
 from storage.errors import InputError
 from storage.hashing import content_hash
 from storage.models import Candidate
+from storage.yamltext import YamlLimitError, compose_bounded, construct
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED_PARAMS = {"model", "messages", "api_key", "api_base", "base_url"}
@@ -163,14 +164,22 @@ def load_candidates(path: str | Path) -> list[CandidateSpec]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"candidates file not found: {path}", hint="copy candidates.example.yaml to candidates.yaml")
-    text = path.read_text(encoding="utf-8")
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path),
+                         hint="save the file as UTF-8") from None
+    try:
+        root = compose_bounded(text)
+        data = construct(root)
+    except YamlLimitError as exc:
+        raise InputError(exc.message, where=f"{path}:{exc.line}" if exc.line else str(path), hint=exc.hint) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise InputError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}", where=where) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise InputError(f"not a usable YAML value: {exc}", where=str(path)) from None
     if isinstance(data, list):  # a bare list of candidates is accepted too
         data, root = {"candidates": data}, yaml.MappingNode("tag:yaml.org,2002:map", [
             (yaml.ScalarNode("tag:yaml.org,2002:str", "candidates"), root)])
@@ -221,16 +230,35 @@ def upsert_candidate(session: Session, spec: CandidateSpec) -> Candidate:
         row = Candidate(name=spec.name, model=spec.model, config_hash=spec.config_hash())
     row.model, row.params, row.api_base, row.api_key_env = spec.model, spec.params, spec.api_base, spec.api_key_env
     row.input_price_per_mtok, row.output_price_per_mtok = spec.input_price_per_mtok, spec.output_price_per_mtok
+    for key, value in spec.limits().items():
+        setattr(row, key, value)
     row.config_hash = spec.config_hash()
     session.add(row)
     session.flush()
     return row
 
 
-def spec_of(row: Candidate, limits: dict[str, Any] | None = None) -> CandidateSpec:
-    """A spec for a stored candidate; limits from the last run's config when the file is not at hand."""
+LIMITS = ("concurrency", "rpm", "tpm", "timeout_s", "max_attempts")
+
+
+def spec_of(row: Candidate) -> CandidateSpec:
+    """The spec of a stored candidate, with the limits it was added with (defaults for those not given)."""
     return CandidateSpec(
         name=row.name, model=row.model, params=row.params or {}, api_base=row.api_base, api_key_env=row.api_key_env,
         input_price_per_mtok=row.input_price_per_mtok, output_price_per_mtok=row.output_price_per_mtok,
-        **{k: v for k, v in (limits or {}).items() if k in CandidateSpec.model_fields and v is not None},
+        **{k: getattr(row, k) for k in LIMITS if getattr(row, k) is not None},
     )
+
+
+def with_limits(spec: CandidateSpec, **overrides: Any) -> CandidateSpec:
+    """`spec` with the limits given on the command line (None: keep the candidate's), validated as in the file."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return spec
+    try:
+        return CandidateSpec.model_validate({**spec.model_dump(), **given})
+    except ValidationError as exc:
+        err = exc.errors(include_input=False)[0]
+        key = str(err["loc"][0]) if err["loc"] else "limits"
+        flag = {"timeout_s": "--timeout"}.get(key, "--" + key.replace("_", "-"))
+        raise InputError(f"{key}: {err['msg']}", where=flag) from None

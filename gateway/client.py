@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from gateway.cache import cache_get, cache_get_many, cache_put_many
+from gateway.cache import cache_get, cache_get_many, cache_put
 from gateway.limits import Limiter
 from gateway.pricing import cost_usd, per_token_prices
 from gateway.routing import key_env_name, read_key, redact, uses_light_path
@@ -75,6 +75,9 @@ class CallResult:
     request_hash: str
     cached: bool
     response: dict | None  # the OpenAI-format chat.completion body
+    # (request hash, model, entry) of a fresh answer the caller stores itself, in the transaction that stores
+    # what it made of it (`Gateway.defer_cache_writes`); None otherwise.
+    cache_row: tuple[str, str, dict] | None = None
 
     @property
     def ok(self) -> bool:
@@ -114,13 +117,10 @@ class Gateway:
         self._sessions: dict[int, Any] = {}  # one aiohttp session (connection pool) per event loop
         self._headers: dict[tuple, dict[str, str]] = {}
         self._prefetched: dict[str, dict | None] = {}  # request hash → cached entry (None: known not cached)
-        # Answers not yet written to the cache, written in batches (at most `cache_batch` answers or
-        # `cache_flush_s` old): a commit per answer was a large part of the per-call cost at hundreds of calls
-        # a second, while a slow provider still gets each answer written within a second. A crash loses at
-        # most that second, and runs and judge runs never ask again for what they stored themselves.
-        self._unwritten: dict[str, tuple[str, dict]] = {}
-        self.cache_batch, self.cache_flush_s = 64, 1.0
-        self._flushed_at = time.monotonic()
+        # Every answer is in the cache once `complete` returns it, so a process killed at any moment has paid
+        # for nothing it cannot find again. With `defer_cache_writes` the caller writes `CallResult.cache_row`
+        # in the same transaction as its own row (a run: the output), which costs no extra commit per call.
+        self.defer_cache_writes = False
 
     # --- public ---------------------------------------------------------------------------------------------
 
@@ -151,9 +151,7 @@ class Gateway:
         rhash = request_key(cfg, messages, extra)
         prices = self.prices(cfg)
         if self.use_cache:
-            if rhash in self._unwritten:
-                entry = self._unwritten[rhash][1]
-            elif rhash in self._prefetched:
+            if rhash in self._prefetched:
                 entry = self._prefetched.pop(rhash)
             else:
                 entry = cache_get(self.engine, rhash)  # type: ignore[arg-type]
@@ -206,10 +204,11 @@ class Gateway:
                 if limiter.tpm is not None and result.prompt_tokens is not None:
                     limiter.tpm.adjust((result.prompt_tokens + (result.completion_tokens or 0)) - est)
                 if self.use_cache:
-                    self._unwritten[rhash] = (cfg.model, {"body": body, "latency_ms": latency, "ttft_ms": ttft})
-                    if (len(self._unwritten) >= self.cache_batch
-                            or time.monotonic() - self._flushed_at >= self.cache_flush_s):
-                        self.flush_cache()
+                    row = (rhash, cfg.model, {"body": body, "latency_ms": latency, "ttft_ms": ttft})
+                    if self.defer_cache_writes:
+                        result.cache_row = row
+                    else:
+                        cache_put(self.engine, *row)  # type: ignore[arg-type]
                 return result
             finally:
                 limiter.release()
@@ -222,16 +221,7 @@ class Gateway:
         assert last is not None
         return self._failed(rhash, attempts, last.kind, self._describe(cfg, last, attempts, key))
 
-    def flush_cache(self) -> None:
-        """Write the answers received since the last flush to the cache (also done by `aclose`)."""
-        self._flushed_at = time.monotonic()
-        if self._unwritten and self.engine is not None:
-            entries = [(h, model, entry) for h, (model, entry) in self._unwritten.items()]
-            self._unwritten = {}
-            cache_put_many(self.engine, entries)
-
     async def aclose(self) -> None:
-        self.flush_cache()
         loop_id = id(asyncio.get_running_loop())
         session = self._sessions.pop(loop_id, None)
         if session is not None:

@@ -11,7 +11,7 @@ Importing the same file again for the same candidate and version returns the run
 """
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,14 @@ from sqlmodel import Session, select
 from storage.errors import InputError
 from storage.hashing import content_hash, file_hash
 from storage.models import Candidate, Item, Output, Run, utcnow
+from storage.rowfiles import decoded_lines, parse_json
 
 _KNOWN = {"item_key", "item_id", "prompt_hash", "messages", "output", "text", "error", "finish_reason",
           "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "model", "meta"}
 _INTS = ("prompt_tokens", "completion_tokens")
 _FLOATS = ("cost_usd", "latency_ms", "ttft_ms")
 MAX_REPORTED = 20
+MAX_INT = 2**31 - 1  # an INTEGER column on PostgreSQL
 
 
 def prompt_hash(messages: list[dict]) -> str:
@@ -43,10 +45,7 @@ class ImportResult:
 
 
 def _parse_line(raw: str, by_key: dict[str, Item], by_hash: dict[str, Item]) -> tuple[Item, dict]:
-    try:
-        obj = json.loads(raw)
-    except ValueError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    obj = parse_json(raw)
     if not isinstance(obj, dict):
         raise ValueError("expected a JSON object")
     unknown = sorted(set(obj) - _KNOWN)
@@ -61,7 +60,10 @@ def _parse_line(raw: str, by_key: dict[str, Item], by_hash: dict[str, Item]) -> 
         if obj.get("messages") is not None:
             if not isinstance(obj["messages"], list):
                 raise ValueError("messages must be a list of {role, content} objects")
-            digest = prompt_hash(obj["messages"])
+            try:
+                digest = prompt_hash(obj["messages"])
+            except (RecursionError, TypeError, ValueError):
+                raise ValueError("messages are nested too deeply or hold values JSON cannot hash") from None
         else:
             digest = str(obj["prompt_hash"]).lower()
         item = by_hash.get(digest)
@@ -77,16 +79,22 @@ def _parse_line(raw: str, by_key: dict[str, Item], by_hash: dict[str, Item]) -> 
         raise ValueError("output must be a string")
     if error is not None and not isinstance(error, str):
         raise ValueError("error must be a string")
+    finish = obj.get("finish_reason")
+    if finish is not None and (not isinstance(finish, str) or len(finish) > 50):
+        raise ValueError("finish_reason must be a string of at most 50 characters")
+    for name, value in (("output", text), ("error", error), ("finish_reason", finish)):
+        if value is not None and "\x00" in value:  # PostgreSQL text cannot hold NUL
+            raise ValueError(f"{name} contains a NUL character (\\u0000); remove it")
     values: dict[str, Any] = {"text": text, "error": error, "finish_reason": obj.get("finish_reason")}
     for name in _INTS:
         v = obj.get(name)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-            raise ValueError(f"{name} must be a whole number ≥ 0")
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_INT):
+            raise ValueError(f"{name} must be a whole number from 0 to {MAX_INT:,}")
         values[name] = v
     for name in _FLOATS:
         v = obj.get(name)
-        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
-            raise ValueError(f"{name} must be a number ≥ 0")
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < math.inf):
+            raise ValueError(f"{name} must be a number, finite and ≥ 0")
         values[name] = float(v) if v is not None else None
     return item, values
 
@@ -106,20 +114,22 @@ def import_run(session: Session, path: str | Path, candidate_name: str, version_
     rows: list[tuple[Item, dict]] = []
     problems: list[str] = []
     seen: dict[int, int] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                item, values = _parse_line(raw, by_key, by_hash)
-            except ValueError as exc:
-                problems.append(f"{path}:{lineno}: {exc}")
-                continue
-            if item.id in seen:
-                problems.append(f"{path}:{lineno}: item {item.item_key!r} already answered on line {seen[item.id]}")
-                continue
-            seen[item.id] = lineno  # type: ignore[index]
-            rows.append((item, values))
+    for lineno, raw, why in decoded_lines(path):
+        if raw is None:
+            problems.append(f"{path}:{lineno}: {why}")
+            continue
+        if not raw.strip():
+            continue
+        try:
+            item, values = _parse_line(raw, by_key, by_hash)
+        except ValueError as exc:
+            problems.append(f"{path}:{lineno}: {exc}")
+            continue
+        if item.id in seen:
+            problems.append(f"{path}:{lineno}: item {item.item_key!r} already answered on line {seen[item.id]}")
+            continue
+        seen[item.id] = lineno  # type: ignore[index]
+        rows.append((item, values))
     if problems:
         more = f"\n  … and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
         raise InputError(

@@ -24,7 +24,8 @@ from sqlalchemy import func, select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from gateway.candidates import CandidateSpec, upsert_candidate
+from gateway.candidates import CandidateSpec, upsert_candidate, with_limits
+from gateway.cache import cache_put_in
 from gateway.client import CallResult, Gateway, ModelConfig
 from storage.db import session_scope
 from storage.errors import InputError
@@ -156,10 +157,13 @@ def _row(run_id: int, item_id: int, r: CallResult) -> dict[str, Any]:
     }
 
 
-def write_output(engine: Engine, values: dict[str, Any]) -> None:
-    """Insert the item's row, or replace its earlier error row; committed at once."""
+def write_output(engine: Engine, values: dict[str, Any], cache_row: tuple[str, str, dict] | None = None) -> None:
+    """Insert the item's row, or replace its earlier error row, and the answer's cache row, in one commit:
+    a run killed at any moment never pays again for an answer it received."""
     with engine.begin() as conn:
         conn.execute(_upsert_output(engine.dialect.name, tuple(values)), values)
+        if cache_row is not None:
+            cache_put_in(conn, [cache_row])
 
 
 @lru_cache(maxsize=16)
@@ -258,7 +262,7 @@ async def execute_run(
                 return
             result = await gw.complete(cfg, messages)
             budget.settle(reservation, result)
-            write_output(engine, _row(run_id, item_id, result))
+            write_output(engine, _row(run_id, item_id, result), result.cache_row)
             was_error = item_id in previous_errors
             progress.done += 0 if was_error else 1
             if result.error is None:
@@ -290,6 +294,8 @@ async def execute_run(
         previous_errors = set(conn.execute(
             sa_select(_out.c.item_id).where(_out.c.run_id == run_id, _out.c.error.is_not(None))).scalars())
     gw.prefetch(cfg, [messages for _, messages in items])
+    deferred = gw.defer_cache_writes
+    gw.defer_cache_writes = True  # each answer's cache row is committed with its output row: no extra commit
     watcher = asyncio.create_task(watch_job()) if job_id is not None else None
     try:
         n = max(1, min(cfg.max_concurrency, len(items)))
@@ -297,10 +303,9 @@ async def execute_run(
     finally:
         if watcher is not None:
             watcher.cancel()
+        gw.defer_cache_writes = deferred
         if gateway is None:
             await gw.aclose()
-        else:
-            gw.flush_cache()
     if stop["status"] is not None:
         return stop["status"], stop["reason"], progress  # type: ignore[return-value]
     if progress.errors:
@@ -322,9 +327,11 @@ def run_candidate(
     job_id: int | None = None,
     gateway: Gateway | None = None,
 ) -> RunSummary:
-    """Run (or resume) `spec` over the version; returns when every item has a row or the run stopped."""
+    """Run (or resume) `spec` over the version; returns when every item has a row or the run stopped.
+    `concurrency` overrides the candidate's; the run records the limits it used."""
     gw = gateway or Gateway(engine, use_cache=use_cache)
-    cfg = spec.model_config_for(concurrency=concurrency)
+    spec = with_limits(spec, concurrency=concurrency)
+    cfg = spec.model_config_for()
     config = run_config(spec, gw.route(cfg), max_cost_usd=max_cost_usd, use_cache=use_cache)
     with session_scope(engine) as s:
         run, resumed = open_run(s, spec, version_id, config, fresh=fresh)

@@ -116,6 +116,13 @@ def import_judgments(
         if judge is None:
             bad(line, "no judge name: add a `judge` field or give --judge-name")
             continue
+        if len(judge) > 300:
+            bad(line, f"judge name is {len(judge)} characters long; the limit is 300")
+            continue
+        nul = next((f for f in ("judge", "rationale", "unscored_reason") if "\x00" in str(row.get(f) or "")), None)
+        if nul is not None:  # PostgreSQL text cannot hold NUL
+            bad(line, f"{nul} contains a NUL character (\\u0000); remove it")
+            continue
         item = items.get(key)  # type: ignore[arg-type]
         if item is None:
             bad(line, f"item {key!r} is not in this version")

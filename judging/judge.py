@@ -77,6 +77,7 @@ class Outcome:
     spend_usd: float = 0.0  # what was spent now (cached answers cost nothing again)
     request_hash: str | None = None
     calls: int = 0
+    auth_error: str | None = None  # the provider refused the key: no verdict of this judge can be had
 
 
 def _sum(values: list[Any]) -> Any:
@@ -92,6 +93,7 @@ def _account(outcome: Outcome, calls: list[CallResult]) -> Outcome:
     outcome.cost_usd = _sum([c.cost_usd for c in calls])
     outcome.spend_usd = sum(c.cost_usd or 0.0 for c in calls if not c.cached)
     outcome.request_hash = calls[0].request_hash if calls else None
+    outcome.auth_error = next((c.error for c in calls if c.error_kind == "auth"), None)
     if calls:
         outcome.details.setdefault("request_hashes", [c.request_hash for c in calls])
         outcome.details.setdefault("cached", all(c.cached for c in calls))

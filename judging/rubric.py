@@ -22,6 +22,7 @@ from judging.checks import CheckSpec, pattern_problem, schema_problem
 from storage.errors import InputError
 from storage.hashing import content_hash
 from storage.models import RubricVersion
+from storage.yamltext import YamlLimitError, compose_bounded, construct
 
 RUBRICS_DIR = Path(__file__).resolve().parents[1] / "rubrics"
 SCHEMA_PATH = RUBRICS_DIR / "rubric.schema.json"
@@ -527,8 +528,10 @@ def validate_rubric_text(text: str, source: str = "<rubric>", *,
     `stored`: the spec of a stored version being re-read (its schema files come from there, not the disk)."""
     text = normalize_text(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = compose_bounded(text)
+        data = construct(root)
+    except YamlLimitError as exc:
+        return None, [RubricProblem(source, exc.line, None, "", exc.message, exc.hint)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -541,6 +544,8 @@ def validate_rubric_text(text: str, source: str = "<rubric>", *,
                                     "check the indentation near this line; quote values that contain ': ' or start with '*', '&', '!', '{' or '['")]
     except yaml.YAMLError as exc:
         return None, [RubricProblem(source, 1, 1, "", f"YAML error: {exc}", None)]
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        return None, [RubricProblem(source, None, None, "", f"YAML value error: {exc}", None)]
     marks = _Marks(root)
     if data is None:
         return None, [RubricProblem(source, 1, 1, "", "the rubric is empty",

@@ -108,6 +108,7 @@ class JudgeSummary:
     skipped: dict[str, int]
     unscored_reasons: dict[str, int]
     seconds: float
+    unscored_in_run: int = 0  # units of the whole run (this invocation and earlier ones) whose latest is unscored
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -385,6 +386,7 @@ async def judge_version(
     pending: list[Judgment] = []
     stop = asyncio.Event()
     cancelled = False
+    refused: list[str] = []  # why the provider refused the judge's key, once it has
     owns_gateway = gateway is None
     gw = gateway or Gateway(engine, use_cache=req.use_cache)
     judge = Judge(gw, req.judge, structured=req.structured, max_retries=req.max_retries,
@@ -413,6 +415,12 @@ async def judge_version(
             else:
                 outcome = await judge.judge_pair(rubric, crit, conversation=unit.conversation, output_a=unit.text,
                                                  output_b=unit.text_b or "", reference=unit.reference)
+            if outcome.auth_error is not None:
+                # Every further call would be refused the same way: stop at once, as a run does. The unit stays
+                # unjudged (not unscored), so the next invocation with a valid key judges it.
+                refused.append(outcome.auth_error)
+                stop.set()
+                return
             pending.append(_judgment_row(run_id, req.judge.model, unit, outcome, version_hash=version_hash,
                                          rubric_hash=rubric_hash, template_hash=template.hash))
             progress.done += 1
@@ -451,7 +459,9 @@ async def judge_version(
     try:
         n_workers = max(1, min(req.judge.max_concurrency, len(todo)))
         await asyncio.gather(*(worker() for _ in range(n_workers)))
-        if cancelled:
+        if refused:
+            status, reason = "failed", refused[0]
+        elif cancelled:
             status, reason = "cancelled", "cancelled on request"
         elif req.limit is not None:
             status, reason = "stopped", f"limited to the first {req.limit} items"
@@ -482,7 +492,10 @@ async def judge_version(
         if owns_gateway:
             await gw.aclose()
 
+    with session_scope(engine) as s:
+        unscored_in_run = len(_judged_keys(s, run_id, scored_only=False) - _judged_keys(s, run_id, scored_only=True))
     return JudgeSummary(
+        unscored_in_run=unscored_in_run,
         judge_run_id=run_id, version=label, rubric=f"{rubric.name}@{rubric_hash[:12]}", judge_model=req.judge.model,
         mode=req.mode, resumed=resumed, status=status, status_reason=reason, total=progress.total, already=progress.already,
         judged=progress.done, scored=progress.scored, unscored=progress.unscored, spend_usd=progress.spend_usd,

@@ -84,6 +84,13 @@ class Candidate(SQLModel, table=True):
     api_key_env: Optional[str] = Field(default=None, max_length=200)
     input_price_per_mtok: Optional[float] = None
     output_price_per_mtok: Optional[float] = None
+    # Limits from candidates.yaml, used by `ownbench run --candidate NAME` when the file is not at hand
+    # (None: the default). Not part of config_hash: they change how fast outputs come, not what they are.
+    concurrency: Optional[int] = None
+    rpm: Optional[int] = None
+    tpm: Optional[int] = None
+    timeout_s: Optional[float] = None
+    max_attempts: Optional[int] = None
     config_hash: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
 

@@ -96,6 +96,6 @@ def _first_record(path: str | Path) -> dict | None:
                     break
         else:
             return None
-    except (json.JSONDecodeError, AttributeError):
+    except (ValueError, RecursionError, AttributeError):  # the reader reports the record with its line
         return None
     return obj if isinstance(obj, dict) else None

@@ -10,11 +10,14 @@ import codecs
 import gzip
 import json
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from storage.errors import InputError
 
 DEFAULT_MAX_RECORD_BYTES = 4 * 1024 * 1024  # about a million tokens: larger is a broken log, not a prompt
 BOM = b"\xef\xbb\xbf"
@@ -71,10 +74,41 @@ def is_gzip(path: str | Path) -> bool:
         return fh.read(2) == b"\x1f\x8b"
 
 
+class _CheckedGzip(gzip.GzipFile):
+    """A gzip stream whose damage (cut short, corrupt) is an InputError naming the file, not an EOFError that
+    the command line would report as a bare "Aborted!"."""
+
+    def _guard(self, read: Any, *args: Any) -> Any:
+        try:
+            return read(*args)
+        except EOFError as exc:
+            raise InputError(f"the gzip file is truncated ({exc})", where=str(self.name),
+                             hint="the file was cut short (an interrupted copy or download?); "
+                                  "get it again, or check it with `gzip -t`") from None
+        except (zlib.error, gzip.BadGzipFile) as exc:
+            raise InputError(f"the gzip file is damaged ({exc})", where=str(self.name),
+                             hint="get the file again, or check it with `gzip -t`") from None
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._guard(super().read, size)
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._guard(super().read1, size)
+
+    def peek(self, n: int) -> bytes:
+        return self._guard(super().peek, n)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._guard(super().readline, size)
+
+    def readinto(self, b: Any) -> int:
+        return self._guard(super().readinto, b)
+
+
 def open_binary(path: str | Path) -> BinaryIO:
     """The file's bytes, gunzipped on the fly when it is gzip (by its magic bytes, whatever its name)."""
     if is_gzip(path):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return _CheckedGzip(path, "rb")  # type: ignore[return-value]
     return open(path, "rb", buffering=1 << 20)
 
 
@@ -126,6 +160,9 @@ def describe_type(value: Any) -> str:
             float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
+NESTED_TOO_DEEPLY = "JSON nested too deeply to be a log record (lists or objects inside each other hundreds of levels)"
+
+
 def json_error_reason(exc: json.JSONDecodeError, text: str) -> str:
     truncated = exc.pos >= len(text.rstrip()) - 1 or exc.msg.startswith("Unterminated")
     lead = "truncated JSON" if truncated else "invalid JSON"
@@ -157,6 +194,12 @@ def iter_json_records(ctx: ReadContext) -> Iterator[tuple[int, Any, str | None]]
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
                 yield lineno, None, json_error_reason(exc, text)
+                continue
+            except RecursionError:
+                yield lineno, None, NESTED_TOO_DEEPLY
+                continue
+            except ValueError as exc:  # e.g. an integer of more digits than Python converts
+                yield lineno, None, f"invalid JSON: {exc}"
                 continue
             if not isinstance(obj, dict):
                 yield lineno, None, f"expected a JSON object per line, got {describe_type(obj)}"
@@ -273,6 +316,12 @@ def _iter_json_document(ctx: ReadContext, fh: BinaryIO, single: bool = False) ->
                     truncated = exc.msg.startswith("Unterminated") or exc.pos >= len(buf.rstrip())
                     lead = "truncated JSON" if state["eof"] and truncated else "invalid JSON"
                     yield err_line, None, f"{lead}: {exc.msg}; the rest of the file cannot be read"
+                    return
+                except RecursionError:
+                    yield start_line, None, NESTED_TOO_DEEPLY + "; the rest of the file cannot be read"
+                    return
+                except ValueError as exc:
+                    yield start_line, None, f"invalid JSON: {exc}; the rest of the file cannot be read"
                     return
             line += buf.count("\n", pos, end)
             pos = end

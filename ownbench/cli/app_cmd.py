@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,7 +23,10 @@ def _free_port(preferred: int) -> int:
 
 
 def serve(port: int, *, page: str = "", headless: bool = True, address: str = "127.0.0.1", insecure: bool = False) -> int:
-    """Run `streamlit run ui/app.py` in the foreground on `port`; prints the URL first."""
+    """Become the Streamlit server for `ui/app.py` on `port` (prints the URL first).
+
+    The process replaces itself with the server (exec) rather than starting a child: a supervisor's stop, a
+    plain `kill` or Ctrl+C reaches the server itself, and no server is left behind holding the port."""
     from ownbench.cli.common import console
 
     port = _free_port(port)
@@ -33,10 +35,11 @@ def serve(port: int, *, page: str = "", headless: bool = True, address: str = "1
     argv = [sys.executable, "-m", "ui.serve", "--server.port", str(port),
             "--server.address", address, "--server.headless", "true" if headless else "false",
             "--browser.gatherUsageStats", "false", *(["--insecure"] if insecure else [])]
-    try:
-        return subprocess.call(argv, cwd=str(APP_PATH.parents[1]))
-    except KeyboardInterrupt:
-        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(APP_PATH.parents[1])  # .streamlit/config.toml is read from the working directory
+    os.execv(sys.executable, argv)
+    return 0  # not reached: exec does not return
 
 
 def register(app: typer.Typer) -> None:

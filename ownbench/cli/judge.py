@@ -64,6 +64,8 @@ def judge_cmd(
     batch: bool = typer.Option(False, "--batch", help="Submit through the provider's Batch API (half price, answers within 24 h); run the same command again to collect."),
     wait: float = typer.Option(0.0, "--wait", min=0, help="With --batch: keep polling up to this many seconds."),
     poll_interval: float = typer.Option(30.0, "--poll-interval", min=0.05, help="With --batch --wait: seconds between polls."),
+    allow_errors: bool = typer.Option(False, "--allow-errors",
+                                      help="Exit 0 even when some units are unscored (the run is kept either way)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Score the outputs of a frozen version against a rubric (pointwise or pairwise); resumable and cached."""
@@ -90,11 +92,21 @@ def judge_cmd(
             return
     else:
         _print_summary(summary, as_json)
-    if summary.judged and summary.scored == 0:
-        from ownbench.cli.common import err_console
+    from rich.markup import escape
 
+    from ownbench.cli.common import err_console
+
+    if summary.status == "failed":
+        err_console.print(f"[bold red]judge run #{summary.judge_run_id} stopped:[/] "
+                          f"{escape(summary.status_reason or 'failed')}", highlight=False)
+        raise typer.Exit(1)
+    if summary.judged and summary.scored == 0:
         top = next(iter(summary.unscored_reasons), "unknown")
         err_console.print(f"[bold red]every judgment failed[/] (mostly: {top}); nothing was scored", highlight=False)
+        raise typer.Exit(1)
+    if summary.unscored_in_run and not allow_errors:
+        err_console.print(f"[bold red]{summary.unscored_in_run} unit(s) of judge run #{summary.judge_run_id} are "
+                          "unscored[/]; `--retry-unscored` asks again, `--allow-errors` accepts them", highlight=False)
         raise typer.Exit(1)
 
 

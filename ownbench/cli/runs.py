@@ -59,21 +59,25 @@ def candidates_list(
     else:
         from sqlmodel import select
 
+        from gateway.candidates import spec_of
         from storage.models import Candidate
 
         with session() as s:
             rows = [{"name": c.name, "model": c.model, "api_base": c.api_base, "api_key_env": c.api_key_env,
                      "params": c.params, "input_price_per_mtok": c.input_price_per_mtok,
-                     "output_price_per_mtok": c.output_price_per_mtok, "config_hash": c.config_hash}
+                     "output_price_per_mtok": c.output_price_per_mtok, "config_hash": c.config_hash,
+                     **spec_of(c).limits()}
                     for c in s.exec(select(Candidate).order_by(Candidate.name))]
     if as_json:
         print_json(rows)
         return
-    table = Table("name", "model", "api_base", "key variable", "price in/out per 1M", "config")
+    table = Table("name", "model", "api_base", "key variable", "price in/out per 1M", "limits", "config")
     for r in rows:
         price = ("map / unknown" if r["input_price_per_mtok"] is None
                  else f"${r['input_price_per_mtok']:g} / ${r['output_price_per_mtok']:g}")
-        table.add_row(r["name"], r["model"], r["api_base"] or "—", r["api_key_env"] or "—", price,
+        limits = f"c={r['concurrency']} rpm={r['rpm'] or '—'} tpm={r['tpm'] or '—'} " \
+                 f"timeout={r['timeout_s']:g}s attempts={r['max_attempts']}"
+        table.add_row(r["name"], r["model"], r["api_base"] or "—", r["api_key_env"] or "—", price, limits,
                       r["config_hash"][:12])
     console.print(table)
 
@@ -93,15 +97,8 @@ def _spec_for(name: str, candidates_file: Optional[Path]) -> Any:
         specs = load_candidates(default)
         if any(s.name == name for s in specs):
             return find_candidate(specs, name, default)
-    from sqlmodel import select
-
-    from storage.models import Run
-
     with session() as s:
-        row = candidate_by_name(s, name)
-        last = s.exec(select(Run).where(Run.candidate_id == row.id, Run.source == "gateway")
-                      .order_by(Run.id.desc())).first()  # type: ignore[union-attr]
-        return spec_of(row, (last.config or {}).get("limits") if last else None)
+        return spec_of(candidate_by_name(s, name))
 
 
 def run_command(
@@ -112,6 +109,11 @@ def run_command(
                                         "names the candidate, else the database)."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, max=1000,
                                               help="Calls in flight (default: the candidate's)."),
+    rpm: Optional[int] = typer.Option(None, "--rpm", min=1, help="Requests per minute (default: the candidate's)."),
+    tpm: Optional[int] = typer.Option(None, "--tpm", min=1, help="Tokens per minute (default: the candidate's)."),
+    timeout_s: Optional[float] = typer.Option(None, "--timeout", help="Seconds per call (default: the candidate's)."),
+    max_attempts: Optional[int] = typer.Option(None, "--max-attempts", min=1, max=20,
+                                               help="Attempts per item, retries included (default: the candidate's)."),
     max_cost: Optional[float] = typer.Option(None, "--max-cost", min=0.0,
                                              help="Stop before the run's spend (USD) would exceed this."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Call the provider even for cached requests."),
@@ -120,24 +122,28 @@ def run_command(
     batch: bool = typer.Option(False, "--batch", help="Submit through the provider's Batch API (half price, answers within 24 h); run the same command again to collect."),
     wait: float = typer.Option(0.0, "--wait", min=0, help="With --batch: keep polling up to this many seconds."),
     poll_interval: float = typer.Option(30.0, "--poll-interval", min=0.05, help="With --batch --wait: seconds between polls."),
+    allow_errors: bool = typer.Option(False, "--allow-errors",
+                                      help="Exit 0 even when some items ended in an error (the run is kept either way)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Run a candidate over a frozen version; resumes the unfinished run of the same configuration."""
+    """Run a candidate over a frozen version; resumes the unfinished run of the same configuration.
+
+    Exits 1 when the run failed or any item ended in an error (unless --allow-errors), 2 on bad input."""
     if batch:
         _run_batch(set_ref, candidate, candidates_file, no_cache, new, wait, poll_interval, as_json)
         return
+    limits = {"concurrency": concurrency, "rpm": rpm, "tpm": tpm, "timeout_s": timeout_s, "max_attempts": max_attempts}
     if job is None:
-        _run(set_ref, candidate, candidates_file, concurrency, max_cost, no_cache, new, None, as_json)
+        _run(set_ref, candidate, candidates_file, limits, max_cost, no_cache, new, None, as_json, allow_errors)
         return
     import os
 
-    from storage.jobs import update_job
-
     from ownbench.settings import engine as get_engine
+    from storage.jobs import update_job
 
     update_job(get_engine(), job, status="running", pid=os.getpid())
     try:
-        _run(set_ref, candidate, candidates_file, concurrency, max_cost, no_cache, new, job, as_json)
+        _run(set_ref, candidate, candidates_file, limits, max_cost, no_cache, new, job, as_json, allow_errors)
     except typer.Exit:  # the run itself recorded how it ended
         raise
     except (Exception, KeyboardInterrupt) as exc:  # the app shows the job: it must not stay "running"
@@ -175,13 +181,15 @@ def _run_batch(set_ref: str, candidate: str, candidates_file: Optional[Path], no
                       "same command again to collect the answers (nothing is submitted twice).", highlight=False)
 
 
-def _run(set_ref: str, candidate: str, candidates_file: Optional[Path], concurrency: Optional[int],
-         max_cost: Optional[float], no_cache: bool, new: bool, job: Optional[int], as_json: bool) -> None:
+def _run(set_ref: str, candidate: str, candidates_file: Optional[Path], limits: dict[str, Any],
+         max_cost: Optional[float], no_cache: bool, new: bool, job: Optional[int], as_json: bool,
+         allow_errors: bool = False) -> None:
     from evalsets.freeze import resolve_version, version_label
+    from gateway.candidates import with_limits
     from gateway.runs import RunProgress, run_candidate, run_totals
     from ownbench.settings import engine as get_engine
 
-    spec = _spec_for(candidate, candidates_file)
+    spec = with_limits(_spec_for(candidate, candidates_file), **limits)
     with session() as s:
         version = resolve_version(s, set_ref)
         label = version_label(s, version)
@@ -209,7 +217,7 @@ def _run(set_ref: str, candidate: str, candidates_file: Optional[Path], concurre
         bar.update(state["task"], completed=p.done, rate=p.calls_per_s, errors=p.errors, spend=_money(p.spend_usd))
 
     with bar:
-        summary = run_candidate(eng, spec, version.id, concurrency=concurrency, max_cost_usd=max_cost,  # type: ignore[arg-type]
+        summary = run_candidate(eng, spec, version.id, max_cost_usd=max_cost,  # type: ignore[arg-type]
                                 use_cache=not no_cache, fresh=new, on_progress=on_progress, on_start=on_start,
                                 job_id=job)
         if state["task"] is not None:
@@ -231,6 +239,10 @@ def _run(set_ref: str, candidate: str, candidates_file: Optional[Path], concurre
         if summary.status_reason:
             console.print(f"  {summary.status_reason}", highlight=False, markup=False)
     if summary.status == "failed":
+        raise typer.Exit(1)
+    if totals["errors"] and not allow_errors:
+        err_console.print(f"run {summary.run_id}: {totals['errors']} item(s) ended in an error; run the same command "
+                          "again to retry them, or pass --allow-errors to accept them", highlight=False)
         raise typer.Exit(1)
 
 
@@ -380,11 +392,14 @@ def runs_export(
     """The run's outputs as JSONL, one line per item, with the run's provenance on each line."""
     from sqlmodel import select
 
+    from evalsets.freeze import check_version
     from gateway.imports import prompt_hash, provenance
-    from storage.models import Candidate, Item, Output
+    from storage.models import Candidate, EvalSetVersion, Item, Output
 
     with session() as s:
         run = _get_run(s, run_id)
+        # A prompt_hash of tampered text beside an output made from the original would be a false record.
+        check_version(s, s.get(EvalSetVersion, run.version_id))
         cand = s.get(Candidate, run.candidate_id)
         rows = list(s.exec(select(Output, Item).join(Item, Item.id == Output.item_id)
                            .where(Output.run_id == run_id).order_by(Item.position)))
