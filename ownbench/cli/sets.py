@@ -159,7 +159,11 @@ def _print_report(report: dict[str, Any], items: int) -> None:
     )
     skipped = report["skipped"]["count"]
     if skipped:
-        console.print(f"[yellow]{skipped:,} malformed records skipped[/]; first: {report['skipped']['first_errors'][0]}")
+        reasons = ", ".join(f"{n:,} {why}" for why, n in (report["skipped"].get("by_reason") or {}).items())
+        from rich.markup import escape
+
+        console.print(f"[yellow]{skipped:,} records skipped[/] ({escape(reasons)}); first: "
+                      f"{escape(report['skipped']['first_errors'][0])}", highlight=False)
     if report.get("ignored"):
         console.print("ignored: " + ", ".join(f"{n:,} {what}" for what, n in report["ignored"].items()))
     if report["redaction"]["enabled"]:
