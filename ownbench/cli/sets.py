@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from evalsets.ingest import IngestOptions
 
 JSON_HELP = "Print machine-readable JSON instead of tables."
-FORMAT_HELP = "Log format: openai, jsonl, csv, parquet, langfuse, langsmith, or auto (by name and first record)."
+FORMAT_HELP = ("Log format: openai, jsonl, csv, parquet, langfuse, langsmith, otel, litellm, or auto (by name and "
+               "content).")
 
 sets_app = typer.Typer(help="Eval sets and their frozen versions: list, show, diff, verify, export, edit.",
                        no_args_is_help=True)
@@ -107,7 +108,7 @@ def ingest_cmd(
     files: list[Path] = typer.Argument(..., help="Log files (.gz is read transparently).", show_default=False),
     name: str = typer.Option(..., "--name", "-n", help="Eval set name; a new version is frozen in it."),
     fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
-    prompt_field: str | None = typer.Option(None, help="Field with the prompt: text, a list of user turns, or messages. Dotted paths work (input.question)."),
+    prompt_field: str | None = typer.Option(None, help="Field with the prompt: text, a list of user turns, messages or a request body. Dotted paths work (input.question); keys that contain dots go in brackets: 'attributes[\"ai.prompt.messages\"]'."),
     id_field: str | None = typer.Option(None, help="Field with the record's id (becomes the item key)."),
     metadata_fields: str | None = typer.Option(None, help="Comma-separated fields kept as item metadata."),
     reference_field: str | None = typer.Option(None, help="Field with a reference answer."),
