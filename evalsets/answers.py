@@ -22,7 +22,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from evalsets.readers import FieldMapping, ReadContext, ReadError, detect_format
-from evalsets.readers.base import iter_json_records
+from evalsets.readers.base import RecordError, iter_json_records
 from evalsets.readers.mapping import get_path
 from evalsets.readers.messages import content_text, tool_calls_text
 from gateway.imports import ImportResult, answer_values, prompt_hash, store_run
@@ -115,35 +115,39 @@ def response_text(body: Any) -> tuple[str | None, str | None]:
             msg = gen.get("message") or {}
             text = gen.get("text") or get_path(msg, "kwargs.content")
             return (text if isinstance(text, str) else None), get_path(gen, "generation_info.finish_reason") or None
+    ak = body.get("additional_kwargs") if isinstance(body.get("additional_kwargs"), dict) else {}
+    calls = body.get("tool_calls") or ak.get("tool_calls")
     for k in ("content", "text", "output", "completion", "answer", "response"):
         v = body.get(k)
         if isinstance(v, str):
-            calls = tool_calls_text(body) if body.get("tool_calls") else ""
-            return v or calls or v, body.get("finish_reason")
+            return v or (tool_calls_text({"tool_calls": calls}) if calls else v), body.get("finish_reason")
         if isinstance(v, (list, dict)) and v:
             return response_text(v)
-    ak = body.get("additional_kwargs")
-    if isinstance(ak, dict) and ak.get("tool_calls"):
-        return tool_calls_text({"tool_calls": ak["tool_calls"]}), None
+    if calls:
+        return tool_calls_text({"tool_calls": calls}), None
     return None, None
 
 
 def _parts_text(parts: Any) -> str | None:
+    """The text of content parts; a turn that only called tools reads as its calls, one a line."""
     if not isinstance(parts, list):
         return None
-    out = []
+    texts, calls = [], []
     for p in parts:
         if isinstance(p, str):
-            out.append(p)
+            texts.append(p)
         elif isinstance(p, dict) and not p.get("thought") and p.get("type") not in ("thinking", "reasoning"):
             if isinstance(p.get("text"), str):
-                out.append(p["text"])
+                texts.append(p["text"])
             elif isinstance(p.get("content"), str):
-                out.append(p["content"])
-            elif p.get("type") in ("tool_call", "tool_use") or "function_call" in p:
-                fc = p.get("function_call") or p
-                out.append(f"{fc.get('name')}({json.dumps(fc.get('arguments', fc.get('input', fc.get('args'))))})")
-    return "".join(out) if out else None
+                texts.append(p["content"])
+            elif p.get("type") in ("tool_call", "tool_use") or "function_call" in p or "functionCall" in p:
+                fc = p.get("function_call") or p.get("functionCall") or p
+                args = fc.get("arguments", fc.get("input", fc.get("args")))
+                calls.append(f"{fc.get('name')}({args if isinstance(args, str) else json.dumps(args)})")
+    if texts:
+        return "".join(texts)
+    return "\n".join(calls) if calls else None
 
 
 def _num(v: Any) -> float | None:
@@ -258,9 +262,15 @@ def _langfuse(ctx: ReadContext) -> Iterator[Answer | ReadError]:
                 continue
             try:
                 rec = langfuse._record(unit, ctx, line, kind)
-                if rec is None:
-                    continue
+            except RecordError:
+                ctx.ignored["records whose prompt is refused"] += 1  # never an item of any version
+                continue
+            if rec is None:
+                continue
+            try:
                 text, finish = response_text(unit.get("output"))
+                if text == "None":  # Agno logs a turn that only called tools as the text "None"
+                    text = None
                 usage = unit.get("usageDetails") or {}
                 pt = _int(usage.get("input", unit.get("inputUsage", unit.get("promptTokens"))))
                 ct = _int(usage.get("output", unit.get("outputUsage", unit.get("completionTokens"))))
@@ -291,6 +301,10 @@ def _langsmith(ctx: ReadContext) -> Iterator[Answer | ReadError]:
             continue
         try:
             rec = langsmith.to_record(run, ctx, line)
+        except RecordError:
+            ctx.ignored["records whose prompt is refused"] += 1  # never an item of any version
+            continue
+        try:
             if rec is None:
                 continue
             outputs = run.get("outputs")
@@ -319,6 +333,10 @@ def _otel(ctx: ReadContext) -> Iterator[Answer | ReadError]:
             continue
         try:
             rec = otel.to_record(span, ctx, f"{ctx.name}:{line}")
+        except RecordError:
+            ctx.ignored["records whose prompt is refused"] += 1  # never an item of any version
+            continue
+        try:
             if rec is None:
                 continue
             a = span["attributes"]
@@ -365,6 +383,10 @@ def _litellm(ctx: ReadContext) -> Iterator[Answer | ReadError]:
             continue
         try:
             rec = litellm_spend.to_record(row, ctx, line)
+        except RecordError:
+            ctx.ignored["records whose prompt is refused"] += 1  # never an item of any version
+            continue
+        try:
             response = litellm_spend._json(row.get("response"))
             text, finish = response_text(response)
             failed = str(row.get("status") or "").lower() == "failure"

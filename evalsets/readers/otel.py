@@ -227,13 +227,24 @@ def _event_messages(events: list[dict]) -> list[dict[str, Any]]:
     return msgs
 
 
+def _instructions(a: dict) -> Any:
+    """`gen_ai.system_instructions`: a list of parts, recorded as JSON text."""
+    value = a.get("gen_ai.system_instructions")
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def llm_input(span: dict) -> tuple[str, Any, Any] | None:
     """(attribute, value, system) holding an LLM span's input, or None when the span is not an LLM call."""
     a = span["attributes"]
     if "gen_ai.input.messages" in a:
-        return "gen_ai.input.messages", a["gen_ai.input.messages"], a.get("gen_ai.system_instructions")
+        return "gen_ai.input.messages", a["gen_ai.input.messages"], _instructions(a)
     if any(k.startswith("gen_ai.prompt.") for k in a):
-        return "gen_ai.prompt.*", _indexed(a, "gen_ai.prompt"), a.get("gen_ai.system_instructions")
+        return "gen_ai.prompt.*", _indexed(a, "gen_ai.prompt"), _instructions(a)
     if any(k.startswith("llm.input_messages.") for k in a):
         return "llm.input_messages.*", [_openinference_message(m) for m in _indexed(a, "llm.input_messages")], None
     if isinstance(a.get("llm.input_messages"), list):
