@@ -463,6 +463,14 @@ def import_production(session: Session, path: str | Path, candidate: str, versio
             continue
         answered.add((model, item.id))  # type: ignore[arg-type]
         per_model[model].append((item, a.values))
+    unknown = per_model.pop("unknown model", None)
+    if unknown is not None:  # failed requests name no model: they belong to the one model that answered
+        if len(per_model) == 1:
+            (model, rows), = per_model.items()
+            seen = {item.id for item, _ in rows}
+            rows += [(item, v) for item, v in unknown if item.id not in seen]
+        else:
+            per_model["unknown model"] = unknown
     if not per_model:
         raise InputError(
             f"none of the {len(answers)} answers in {path.name} belongs to an item of this version",
