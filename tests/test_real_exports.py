@@ -176,8 +176,8 @@ def test_langfuse_generation_without_user_turn_is_refused_at_its_path_and_hides_
     ("langsmith_py_wrap_openai_.json", "d0d84d31-923d-4cb5-94a8-40a0a0087578", "gpt-4o-mini", "howdy"),
     ("langsmith_py_wrap_openai_stream.json", "fe8ffecb-72ce-4cd2-bdb7-01f34654c391", "gpt-4o-mini", "howdy"),
     ("langsmith_py_wrap_openai_reasoning.json", "a8b34ded-ccd2-4fb7-bccb-9cd625066a14", "o1-mini",
-     "Write a bash script that takes a matrix represented as a string with format '[1,2],[3,4],[5,6]' and prints "
-     "the transpose in the same format."),
+     ("Write a bash script that takes a matrix represented as a string with format '[1,2],[3,4],[5,6]' and "
+      "prints the transpose in the same format.")),
 ])
 def test_langsmith_sdk_payloads(name: str, run_id: str, model: str, text: str) -> None:
     records, errors, _ = read(REAL / "langsmith_runs" / name)

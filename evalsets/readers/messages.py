@@ -36,6 +36,7 @@ ROLES = {
     "ipython": "tool",
 }
 TEXT_PART_TYPES = {"text", "input_text", "output_text"}
+RESULT_PART_TYPES = {"tool_call_response", "tool_result", "function_response", "tool-result"}
 SKIPPED_PART_TYPES = {"thinking", "redacted_thinking", "reasoning", "refusal"}
 KEEP_FIELDS = ("name", "tool_calls", "tool_call_id", "function_call")
 # Fields of a logged input object that hold the user's text (Langfuse decorators, LangChain chains).
@@ -322,7 +323,10 @@ def _plain(role: str, content: Any, where: str, m: dict) -> dict[str, Any]:
             for c in content):
         # a tool call logged under role "tool" (Koog): it is the assistant's call
         return {"role": "assistant", "content": None, "tool_calls": [_openai_call(c, where) for c in content]}
-    if role in ("tool", "function"):
+    if role in ("tool", "function") and isinstance(content, list) and any(
+            isinstance(p, dict) and p.get("type") in RESULT_PART_TYPES for p in content):
+        msg.update(_parts(content, f"{where}.content", role))  # Vercel AI SDK: tool-result parts
+    elif role in ("tool", "function"):
         msg["content"] = _as_text(content) if not isinstance(content, str) else content
         if msg["content"] is None:
             raise refuse(f"{where}.content is missing")
@@ -376,7 +380,7 @@ def _parts(parts: list, where: str, role: str) -> dict[str, Any]:
             args = fc.get("arguments", fc.get("input", fc.get("args")))
             calls.append(_tool_call(part.get("id", part.get("toolCallId", fc.get("id"))),
                                     fc.get("name", fc.get("toolName")), args))
-        elif ptype in ("tool_call_response", "tool_result", "function_response", "tool-result") \
+        elif ptype in RESULT_PART_TYPES \
                 or "function_response" in part or "functionResponse" in part:
             fr = part.get("function_response") or part.get("functionResponse") or part
             out = fr.get("response", fr.get("result", fr.get("content", fr.get("output"))))

@@ -185,6 +185,8 @@ def _openinference_message(m: dict) -> dict[str, Any]:
         parts = []
         for c in m["contents"]:
             c = c.get("message_content", c) if isinstance(c, dict) else c
+            if isinstance(c, dict):
+                c = _nest({k.removeprefix("message_content."): v for k, v in c.items()})
             if isinstance(c, dict) and c.get("type") == "image":
                 parts.append({"type": "image_url", "image_url": {"url": get_path(c, "image.image.url")}})
             elif isinstance(c, dict):
@@ -197,6 +199,7 @@ def _openinference_message(m: dict) -> dict[str, Any]:
         msg["tool_calls"] = []
         for c in calls:
             c = c.get("tool_call", c) if isinstance(c, dict) else {}
+            c = _nest({k.removeprefix("tool_call."): v for k, v in c.items()})
             fn = c.get("function") or {}
             msg["tool_calls"].append({"id": c.get("id", ""), "type": "function",
                                       "function": {"name": fn.get("name"), "arguments": fn.get("arguments")}})

@@ -36,6 +36,6 @@ def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
             try:
                 yield mapped_record(obj, mapping, prompt_field, f"{ctx.name}:{row}")
             except RecordError as exc:
-                yield ctx.error(row, str(exc))
+                yield ctx.refused(row, exc)
     if row == 0:
         yield ctx.error(1, "the file has no rows: no log records")
