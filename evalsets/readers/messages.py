@@ -120,7 +120,7 @@ _JSON_START = re.compile(r"\s*[\[{\"]")
 
 
 def _text(value: str, where: str, decode_json: bool) -> list[dict[str, Any]]:
-    if not value.strip():
+    if not value or value.isspace():
         raise refuse(f"{where} is empty", KIND_EMPTY)
     if decode_json and _JSON_START.match(value):
         try:
@@ -367,7 +367,9 @@ def _parts(parts: list, where: str, role: str) -> dict[str, Any]:
             raise refuse(f"{w} must be a content part, got {describe_type(part)}")
         ptype = part.get("type")
         if ptype in TEXT_PART_TYPES or (ptype is None and isinstance(part.get("text"), str)):
-            text = part.get("text", part.get("content"))
+            text = part.get("text")
+            if text is None:
+                text = part.get("content")  # OTel GenAI: {"type": "text", "content"}
             if not isinstance(text, str):
                 raise refuse(f"{w}.text must be text, got {describe_type(text)}")
             if not part.get("thought"):  # Gemini thought summaries are not the conversation

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from evalsets.readers.base import LogRecord, ReadContext, ReadError, RecordError, iter_json_records
@@ -23,6 +24,9 @@ from evalsets.readers.messages import prompt_from, refuse
 LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
 PARAMS = ("temperature", "top_p", "top_k", "max_tokens", "frequency_penalty", "presence_penalty", "seed",
           "stop_sequences")
+
+
+_PARAM_KEYS = tuple((p, f"gen_ai.request.{p}") for p in PARAMS)
 
 
 # --- spans out of the file --------------------------------------------------------------------------------
@@ -49,9 +53,17 @@ def any_value(v: Any) -> Any:
 def otlp_attributes(attrs: Any) -> dict[str, Any]:
     if isinstance(attrs, dict):
         return flatten(attrs)
+    out: dict[str, Any] = {}
     if isinstance(attrs, list):
-        return {a.get("key"): any_value(a.get("value")) for a in attrs if isinstance(a, dict)}
-    return {}
+        for a in attrs:
+            if type(a) is not dict:
+                continue
+            v = a.get("value")
+            if type(v) is dict and "stringValue" in v:  # most attributes: skip the general decoding
+                out[a.get("key")] = v["stringValue"]
+            else:
+                out[a.get("key")] = any_value(v)
+    return out
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -88,9 +100,10 @@ def spans_of(obj: dict) -> Iterator[tuple[str, dict]]:
 
 
 def _otlp_span(sp: dict) -> dict[str, Any]:
+    events = sp.get("events")
     return {"name": sp.get("name"), "attributes": otlp_attributes(sp.get("attributes")),
             "events": [{"name": e.get("name"), "attributes": otlp_attributes(e.get("attributes")),
-                        "body": any_value(e.get("body"))} for e in sp.get("events") or [] if isinstance(e, dict)],
+                        "body": any_value(e.get("body"))} for e in events if isinstance(e, dict)] if events else [],
             "trace_id": sp.get("traceId"), "span_id": sp.get("spanId"),
             "start_ns": _ns(sp.get("startTimeUnixNano")), "end_ns": _ns(sp.get("endTimeUnixNano"))}
 
@@ -234,11 +247,18 @@ def _instructions(a: dict) -> Any:
     """`gen_ai.system_instructions`: a list of parts, recorded as JSON text."""
     value = a.get("gen_ai.system_instructions")
     if isinstance(value, str) and value.lstrip().startswith("["):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
+        return _parsed_instructions(value)
     return value
+
+
+@lru_cache(maxsize=256)
+def _parsed_instructions(text: str) -> Any:
+    """Parsed once per distinct text: an application sends the same few system prompts on every call.
+    The result is only read (the normaliser builds new messages from it)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def llm_input(span: dict) -> tuple[str, Any, Any] | None:
@@ -284,7 +304,7 @@ def span_meta(span: dict) -> dict[str, Any]:
         or a.get("ai.model.provider")
     if provider:
         meta["provider"] = provider
-    params = {p: a[f"gen_ai.request.{p}"] for p in PARAMS if f"gen_ai.request.{p}" in a}
+    params = {p: a[k] for p, k in _PARAM_KEYS if k in a}
     inv = a.get("llm.invocation_parameters")
     if isinstance(inv, str):
         try:
