@@ -238,3 +238,29 @@ def test_chat_batch_input_keeps_model_and_params(tmp_path: Path) -> None:
     assert errors == [] and records[0].key == "req-1" and strip_names(records[0].messages) == EXPECTED
     assert records[0].meta == {"model": "gpt-4o", "endpoint": "/v1/chat/completions",
                                "params": {"temperature": 0.3, "max_tokens": 200}}
+
+
+def test_a_first_record_over_the_sniffing_window_is_still_detected(tmp_path: Path) -> None:
+    long_prompt = "word " * 300_000  # 1.5 MB: the first record does not fit in the 1 MiB read to detect formats
+    span = {"name": "chat", "attributes": [
+        {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+        {"key": "gen_ai.input.messages", "value": {"stringValue": json.dumps(
+            [{"role": "user", "parts": [{"type": "text", "content": long_prompt}]}])}}]}
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}, indent=2), encoding="utf-8")
+    assert detect_format(path) == "otel"
+    records, errors, _ = read(path)
+    assert errors == [] and records[0].messages == [{"role": "user", "content": long_prompt}]
+
+
+def test_span_events_of_the_older_conventions(tmp_path: Path) -> None:
+    span = {"name": "chat gpt-4o", "attributes": {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"},
+            "events": [
+                {"name": "gen_ai.system.message", "attributes": {"gen_ai.system": "openai"},
+                 "body": {"content": "Answer in French."}},
+                {"name": "gen_ai.user.message", "body": {"content": "What is the weather in Paris?"}},
+                {"name": "gen_ai.choice", "body": {"message": {"content": "Il pleut."}}}]}
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps([span]), encoding="utf-8")
+    records, errors, _ = read(path)
+    assert errors == [] and records[0].messages == [SYSTEM, ASK] and records[0].meta["model"] == "gpt-4o"

@@ -15,6 +15,7 @@ Every reader turns messages into the item's conversation through `messages.promp
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -137,6 +138,13 @@ def _first_record(path: str | Path) -> dict | None:
                     break
         else:
             return None
-    except (json.JSONDecodeError, AttributeError):
+    except json.JSONDecodeError:
+        # a first record over 1 MiB (a big OTLP export, a long trace): tell the format by the keys it starts with
+        keys = _KEY.findall(head[:16384])
+        return dict.fromkeys(keys) if keys else None
+    except AttributeError:
         return None
     return obj if isinstance(obj, dict) else None
+
+
+_KEY = re.compile(r'"([^"\\]{1,80})"\s*:')
