@@ -312,6 +312,8 @@ def _langsmith(ctx: ReadContext) -> Iterator[Answer | ReadError]:
             err_text = run.get("error") if isinstance(run.get("error"), str) and run.get("error") else None
             pt, ct = _usage((outputs or {}).get("usage_metadata") or (outputs or {}).get("usage")
                             or get_path(outputs or {}, "llm_output.token_usage") if isinstance(outputs, dict) else None)
+            pt = pt if pt is not None else _int(run.get("prompt_tokens"))  # the run's own columns (bulk export)
+            ct = ct if ct is not None else _int(run.get("completion_tokens"))
             values = _values(text, err_text if text is None else None, finish_reason=finish, prompt_tokens=pt,
                              completion_tokens=ct, latency_ms=_ms_between(run.get("start_time"), run.get("end_time")),
                              cost_usd=_num(run.get("total_cost")))

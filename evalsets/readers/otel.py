@@ -355,8 +355,8 @@ def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
         if err is not None or span is None:
             yield ctx.error(line, err or "not a span")
             continue
-        where = f"{ctx.record_path or ''}{pointer}" if (ctx.record_path or pointer) else ""
-        source = f"{ctx.name}:{line}" + (f" {where if where.startswith('$') else '$' + where}" if where else "")
+        where = f"{ctx.record_path or '$'}{pointer}"
+        source = f"{ctx.name}:{line}" + (f" {where}" if where != "$" else "")
         try:
             rec = to_record(span, ctx, source)
         except RecordError as exc:
