@@ -81,6 +81,12 @@ def normalise_messages(raw: Any, what: str = "messages") -> list[dict[str, Any]]
         raise refuse(f"{what} is empty", KIND_EMPTY)
     out: list[dict[str, Any]] = []
     for i, m in enumerate(raw):
+        # the common case first: a plain {"role", "content": text} message
+        if type(m) is dict and len(m) == 2 and type(m.get("content")) is str and type(m.get("role")) is str:
+            role = ROLES.get(m["role"].lower())
+            if role is not None and role not in ("tool", "function"):
+                out.append({"role": role, "content": m["content"]})
+                continue
         _append(out, _item(m, f"{what}[{i}]"))
     if not out:
         raise refuse(f"{what} holds no messages", KIND_EMPTY)
@@ -103,7 +109,7 @@ def _any(value: Any, where: str, decode_json: bool) -> list[dict[str, Any]]:
     if isinstance(value, list):
         if not value:
             raise refuse(f"{where} is an empty list", KIND_EMPTY)
-        if all(isinstance(v, str) for v in value):
+        if isinstance(value[0], str) and all(isinstance(v, str) for v in value):
             reprs = [_python_repr_message(v) for v in value]
             if all(r is not None for r in reprs):
                 return [r for r in reprs if r is not None]
