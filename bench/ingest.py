@@ -1,8 +1,13 @@
-"""Ingest benchmark: 1,000,000 log lines built from the real ShareGPT prompts in ../shared/data (varied, with
+"""Ingest benchmark: 1,000,000 log records built from the real ShareGPT prompts in ../shared/data (varied, with
 exact and near duplicates, some multi-turn), then read + dedupe + sample 300 + freeze into a fresh SQLite
-database. Prints lines/s and peak RSS. Target on the 2-core reference machine: < 60 s and < 1.5 GB.
+database. Prints records/s and peak RSS. Target on the 2-core reference machine: < 60 s and < 1.5 GB.
 
-    .venv/bin/python bench/ingest.py [--lines 1000000] [--sample 300] [--keep DIR]
+Cases (each in its own process, so that each peak RSS is its own):
+    openai  1,000,000 OpenAI chat JSONL lines
+    otel    1,000,000 OpenTelemetry GenAI spans in OTLP JSON (`gen_ai.input.messages` with parts, system
+            instructions apart), 100 spans per export request a line as the collector's file exporter writes
+
+    .venv/bin/python bench/ingest.py [--case all|openai|otel] [--lines 1000000] [--sample 300] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import argparse
 import json
 import random
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,24 +62,104 @@ def generate(path: Path, lines: int, seed: int = 0) -> None:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
+SPANS_PER_LINE = 100
+
+
+def _attr(key: str, value: object) -> dict:
+    if isinstance(value, bool):
+        return {"key": key, "value": {"boolValue": value}}
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}
+    if isinstance(value, float):
+        return {"key": key, "value": {"doubleValue": value}}
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def generate_otel(path: Path, spans: int, seed: int = 0) -> None:
+    """The same prompt mix as `generate`, as GenAI client spans: messages with parts in
+    `gen_ai.input.messages` (JSON text), the system prompt in `gen_ai.system_instructions`, usage, models."""
+    rng = random.Random(seed)
+    data = json.loads(SHAREGPT.read_text(encoding="utf-8"))
+    prompts = [d["conversations"][0]["value"] for d in data
+               if d["conversations"][0]["from"] == "human" and d["conversations"][0]["value"].strip()]
+    rng.shuffle(prompts)
+    models = ["gpt-4o-mini", "gpt-4.1", "claude-sonnet-4-5"]
+    system = json.dumps([{"type": "text", "content": "You are a helpful assistant."}])
+
+    def part(text: str) -> dict:
+        return {"type": "text", "content": text}
+
+    t = 1_760_000_000_000_000_000
+    with open(path, "w", encoding="utf-8") as fh:
+        for start in range(0, spans, SPANS_PER_LINE):
+            batch = []
+            for i in range(start, min(spans, start + SPANS_PER_LINE)):
+                p = prompts[int(rng.paretovariate(1.2) * 7) % len(prompts)]
+                r = rng.random()
+                if r < 0.33:
+                    msgs = [{"role": "user", "parts": [part(p)]}]
+                elif r < 0.75:
+                    n = rng.randrange(10**6)
+                    msgs = [{"role": "user", "parts": [part(rng.choice(PREFIXES).format(n=n) + p
+                                                            + rng.choice(SUFFIXES).format(n=n))]}]
+                elif r < 0.93:
+                    q = rng.choice(prompts)
+                    msgs = [{"role": "user", "parts": [part(p[: rng.randrange(20, 400)] + "\n\n" + q[:600])]}]
+                else:
+                    msgs = [{"role": "user", "parts": [part(p[:800])]},
+                            {"role": "assistant", "parts": [{"type": "tool_call", "id": f"call_{i}", "name": "search",
+                                                             "arguments": {"q": p[:40]}}]},
+                            {"role": "tool", "parts": [{"type": "tool_call_response", "id": f"call_{i}",
+                                                        "response": "(result)"}]},
+                            {"role": "assistant", "parts": [part("(answer)")]},
+                            {"role": "user", "parts": [part(rng.choice(prompts)[:300])]}]
+                model = rng.choice(models)
+                t += rng.randrange(10**6, 10**9)
+                batch.append({
+                    "traceId": f"{rng.getrandbits(128):032x}", "spanId": f"{i:016x}", "name": f"chat {model}",
+                    "kind": 3, "startTimeUnixNano": str(t), "endTimeUnixNano": str(t + rng.randrange(10**8, 10**10)),
+                    "attributes": [
+                        _attr("gen_ai.operation.name", "chat"), _attr("gen_ai.provider.name", "openai"),
+                        _attr("gen_ai.request.model", model), _attr("gen_ai.request.temperature", 0.2),
+                        _attr("gen_ai.system_instructions", system),
+                        _attr("gen_ai.input.messages", json.dumps(msgs, ensure_ascii=False)),
+                        _attr("gen_ai.usage.input_tokens", rng.randrange(10, 2000)),
+                        _attr("gen_ai.usage.output_tokens", rng.randrange(10, 800)),
+                    ],
+                    "status": {},
+                })
+            request = {"resourceSpans": [{"resource": {"attributes": [_attr("service.name", "support-bot")]},
+                                          "scopeSpans": [{"scope": {"name": "opentelemetry.instrumentation.openai_v2"},
+                                                          "spans": batch}]}]}
+            fh.write(json.dumps(request, ensure_ascii=False) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--case", choices=("all", "openai", "otel"), default="all")
+    ap.add_argument("--lines", type=int, default=1_000_000, help="log records (lines, or spans for otel)")
     ap.add_argument("--sample", type=int, default=300)
     ap.add_argument("--keep", type=Path, default=None, help="write the log file here and keep it")
     args = ap.parse_args()
+    if args.case == "all":
+        for case in ("openai", "otel"):
+            print(f"== {case}", flush=True)
+            cmd = [sys.executable, __file__, "--case", case, "--lines", str(args.lines), "--sample", str(args.sample)]
+            subprocess.run(cmd + (["--keep", str(args.keep)] if args.keep else []), check=True)
+        return
 
     from evalsets.ingest import IngestOptions, ingest
     from storage.db import make_engine, session_scope
 
     with tempfile.TemporaryDirectory() as tmp:
-        logs = (args.keep or Path(tmp)) / "logs.jsonl"
+        logs = (args.keep or Path(tmp)) / ("logs.jsonl" if args.case == "openai" else "otlp_spans.jsonl")
         logs.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        generate(logs, args.lines)
+        (generate if args.case == "openai" else generate_otel)(logs, args.lines)
         gen_s = time.perf_counter() - t0
         size_mb = logs.stat().st_size / 1e6
-        print(f"generated {args.lines:,} lines ({size_mb:,.0f} MB) in {gen_s:.1f} s (not timed below)")
+        unit = "lines" if args.case == "openai" else "spans"
+        print(f"generated {args.lines:,} {unit} ({size_mb:,.0f} MB) in {gen_s:.1f} s (not timed below)")
         engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
         stages: dict[str, float] = {}
         last = {"stage": None, "t": time.perf_counter()}
@@ -87,12 +173,12 @@ def main() -> None:
 
         t0 = time.perf_counter()
         with session_scope(engine) as s:
-            result = ingest(s, [logs], "bench", IngestOptions(fmt="openai", sample=args.sample, seed=0), progress)
+            result = ingest(s, [logs], "bench", IngestOptions(fmt=args.case, sample=args.sample, seed=0), progress)
         elapsed = time.perf_counter() - t0
         stages[last["stage"]] = time.perf_counter() - last["t"]
     rep = result.report
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"ingest + dedupe + sample {args.sample} + freeze: {elapsed:.1f} s, {args.lines / elapsed:,.0f} lines/s, "
+    print(f"ingest + dedupe + sample {args.sample} + freeze: {elapsed:.1f} s, {args.lines / elapsed:,.0f} records/s, "
           f"peak RSS {peak_mb:,.0f} MB")
     print("stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
     print(f"records {rep['records_read']:,}; exact duplicates {rep['duplicates']['exact']:,}; "

@@ -74,6 +74,7 @@ class Pool:
     records_read: int = 0
     error_count: int = 0
     errors: list[str] = field(default_factory=list)
+    error_reasons: Counter = field(default_factory=Counter)  # refused records by reason (empty prompt, …)
     ignored: Counter = field(default_factory=Counter)
     redactions: Counter = field(default_factory=Counter)
     exact_duplicates: int = 0
@@ -119,6 +120,7 @@ def read_pool(paths: Sequence[str | Path], options: IngestOptions, progress: Pro
                 progress("reading", done_bytes + ctx.bytes_read, total_bytes)
             if isinstance(item, ReadError):
                 pool.error_count += 1
+                pool.error_reasons[item.kind] += 1
                 info["errors"] += 1
                 if len(pool.errors) < MAX_LISTED_ERRORS:
                     pool.errors.append(str(item))
@@ -222,7 +224,7 @@ def build(pool: Pool, options: IngestOptions, progress: Progress | None = None) 
     near = len(dup_of) - len(kept)
     report: dict[str, Any] = {
         "records_read": pool.records_read,
-        "skipped": {"count": pool.error_count, "first_errors": pool.errors},
+        "skipped": {"count": pool.error_count, "by_reason": dict(pool.error_reasons), "first_errors": pool.errors},
         "ignored": dict(pool.ignored),
         "redaction": {"enabled": options.redact, "counts": dict(pool.redactions)},
         "duplicates": {

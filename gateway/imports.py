@@ -71,6 +71,11 @@ def _parse_line(raw: str, by_key: dict[str, Item], by_hash: dict[str, Item]) -> 
             raise ValueError(f"no item of this version has prompt hash {digest[:16]}…")
     else:
         raise ValueError("name the item with item_key, prompt_hash or messages")
+    return item, answer_values(obj)
+
+
+def answer_values(obj: dict) -> dict[str, Any]:
+    """The stored fields of one answer (output or error, finish reason, tokens, cost, latency), checked."""
     text = obj.get("output", obj.get("text"))
     error = obj.get("error")
     if text is None and error is None:
@@ -96,7 +101,7 @@ def _parse_line(raw: str, by_key: dict[str, Item], by_hash: dict[str, Item]) -> 
         if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < math.inf):
             raise ValueError(f"{name} must be a number, finite and ≥ 0")
         values[name] = float(v) if v is not None else None
-    return item, values
+    return values
 
 
 def import_run(session: Session, path: str | Path, candidate_name: str, version_id: int) -> ImportResult:
@@ -139,10 +144,19 @@ def import_run(session: Session, path: str | Path, candidate_name: str, version_
     if not rows:
         raise InputError("the file holds no answers", where=str(path))
 
+    return store_run(session, path, digest, candidate_name, version_id, rows, len(items))
+
+
+def store_run(session: Session, path: Path, digest: str, candidate_name: str, version_id: int,
+              rows: list[tuple[Item, dict]], total_items: int, model: str | None = None,
+              config: dict[str, Any] | None = None) -> ImportResult:
+    """One imported run holding `rows` (item, answer values), unless this file was imported for this
+    candidate and version before (then that run is returned)."""
     candidate = session.exec(select(Candidate).where(Candidate.name == candidate_name)).first()
     if candidate is None:
         models = {v.get("model") for _, v in rows if v.get("model")}
-        candidate = Candidate(name=candidate_name, model=next(iter(models)) if len(models) == 1 else "imported",
+        candidate = Candidate(name=candidate_name,
+                              model=model or (next(iter(models)) if len(models) == 1 else "imported"),
                               config_hash=content_hash({"imported": candidate_name}))
         session.add(candidate)
         session.flush()
@@ -151,20 +165,21 @@ def import_run(session: Session, path: str | Path, candidate_name: str, version_
                           Run.source == "imported", Run.source_file_hash == digest)
     ).first()
     if existing is not None:
-        return ImportResult(existing, False, len(rows), len(items))
+        return ImportResult(existing, False, len(rows), total_items)
     run = Run(candidate_id=candidate.id, version_id=version_id, source="imported", source_file=str(path.resolve()),
               source_file_hash=digest, status="done", finished_at=utcnow(),
-              config={"candidate": candidate_name, "imported_lines": len(rows), "file_name": path.name},
-              status_reason=f"imported {len(rows)} of {len(items)} items from {path.name}")
+              config={"candidate": candidate_name, "imported_lines": len(rows), "file_name": path.name,
+                      **(config or {})},
+              status_reason=f"imported {len(rows)} of {total_items} items from {path.name}")
     session.add(run)
     session.flush()
     session.add_all(
         Output(run_id=run.id, item_id=item.id, request_hash=None, cached=False, attempts=0,  # type: ignore[arg-type]
-               **values)
+               **{k: v for k, v in values.items() if k != "model"})
         for item, values in rows
     )
     session.flush()
-    return ImportResult(run, True, len(rows), len(items))
+    return ImportResult(run, True, len(rows), total_items)
 
 
 def provenance(run: Run) -> str:

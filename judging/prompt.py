@@ -23,6 +23,7 @@ import jinja2
 
 from judging.rubric import Criterion, Rubric
 from storage.errors import InputError
+from storage.transcript import transcript
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 BLOCK_NAMES = ("input", "reference", "output", "response-1", "response-2",
@@ -87,17 +88,9 @@ def escape_untrusted(text: str) -> str:
 
 
 def conversation_text(messages: list[dict[str, Any]]) -> str:
-    """An item's messages as a plain transcript; a single user turn is shown as just its text."""
-    def text_of(content: Any) -> str:
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list):
-            return "\n".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
-        return "" if content is None else str(content)
-
-    if len(messages) == 1 and messages[0].get("role") == "user":
-        return text_of(messages[0].get("content"))
-    return "\n\n".join(f"[{m.get('role', '?')}]\n{text_of(m.get('content'))}" for m in messages)
+    """An item's messages as a plain transcript, tool calls and tool results shown as such; a single user turn
+    is shown as just its text."""
+    return transcript(messages)
 
 
 def make_nonce(template_hash: str, *texts: str | None) -> str:

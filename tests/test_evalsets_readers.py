@@ -95,7 +95,7 @@ def test_openai_chat_shapes_and_gzip(tmp_path: Path) -> None:
     assert isinstance(records[2].messages[0]["content"], list)  # images are kept as parts
     # multi-turn: every message up to the last user turn, the logged answer after it left out
     assert [m["role"] for m in records[3].messages] == ["user", "assistant", "user"]
-    assert records[3].messages[-1]["content"] == multi["turns"][1] and records[3].meta == {"team": "support"}
+    assert records[3].messages[-1]["content"] == multi["turns"][1] and records[3].meta == {"model": "gpt-4o", "team": "support"}  # the request's model is kept
 
 
 def test_csv_and_parquet_with_mapping(tmp_path: Path) -> None:
@@ -223,7 +223,7 @@ def test_truncated_json_wrong_types_and_missing_fields(tmp_path: Path) -> None:
     assert errs[3].startswith(f"{p}:5: no 'messages' field")
     assert errs[4] == f"{p}:6: expected a JSON object per line, got a list"
     assert errs[5].startswith(f"{p}:7: messages[0].role 'wizard' is not a chat role")
-    assert errs[6] == f"{p}:8: the conversation has no user turn"
+    assert errs[6] == f"{p}:8: the conversation has no user turn (roles: assistant)"
     assert len(errs) == 7 and len(read(path, "openai")[0]) == 2
 
 
@@ -234,7 +234,7 @@ def test_mapping_errors_name_the_field(tmp_path: Path) -> None:
     p = str(path)
     assert errs == [
         f"{p}:2: missing prompt field 'q'",
-        f"{p}:3: field 'q' must be text, a list of user turns or a list of messages, got an object",
+        f"{p}:3: field 'q' is an object without messages or text (fields: x); name the field with --prompt-field",
         f"{p}:4: field 'q' is empty",
         f"{p}:5: missing id field 'id'",
         f"{p}:6: id field must be text or a whole number, got a list",
@@ -306,4 +306,4 @@ def test_truncated_json_document_reports_its_line(tmp_path: Path) -> None:
     bad = tmp_path / "syntax.json"
     bad.write_text('[\n {"messages": [{"role": "user", "content": "a"}]},\n {"messages": oops}\n]\n')
     records, errors, _ = read(bad, "openai")
-    assert len(records) == 1 and str(errors[0]).startswith(f"{bad}:3: invalid JSON: Expecting value")
+    assert len(records) == 1 and str(errors[0]).startswith(f"{bad}:3 $[1]: invalid JSON: Expecting value")

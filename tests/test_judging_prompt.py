@@ -140,3 +140,20 @@ def test_system_message_is_the_same_for_every_unit_of_a_criterion() -> None:
     pa = render_prompt(rubric, "helpfulness", messages=CONVERSATION, output="x", output_b="y", mode="pairwise")
     pb = render_prompt(rubric, "helpfulness", messages=CONVERSATION, output="y", output_b="x", mode="pairwise")
     assert pa.messages[0] == pb.messages[0] and pa.nonce not in pa.messages[0]["content"]
+
+
+def test_tool_calls_and_results_are_shown_as_such_not_as_json() -> None:
+    rubric = load_rubric(RUBRICS / "correctness.yaml")
+    messages = [
+        {"role": "system", "content": "You are a shop assistant."},
+        {"role": "user", "content": "Is the blue kettle in stock?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "stock", "arguments": '{"sku": "KET-BLUE"}'}}]},
+        {"role": "tool", "content": "3 left", "tool_call_id": "call_1", "name": "stock"},
+        {"role": "assistant", "content": "Yes, 3 are left."},
+        {"role": "user", "content": "And in red?"},
+    ]
+    user = render_prompt(rubric, "correct", messages=messages, output="Sold out.").messages[1]["content"]
+    assert ("[assistant · tool calls]\n→ stock({\"sku\": \"KET-BLUE\"})  [call call_1]\n\n"
+            "[tool result · stock · call call_1]\n3 left\n\n[assistant]\nYes, 3 are left.") in user
+    assert '"tool_calls"' not in user and '"function"' not in user

@@ -65,3 +65,16 @@ def test_message_text_handles_content_parts() -> None:
         "hi\n\n[image_url not shown]"
     )
     assert message_text(None) == "" and message_text("x") == "x"
+
+
+def test_tool_calls_and_results_read_as_such() -> None:
+    from storage.transcript import message_label, message_words
+
+    call = {"role": "assistant", "content": "Let me check.", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Paris"}'}}]}
+    assert message_label(call) == "assistant"
+    assert message_words(call) == 'Let me check.\n→ weather({"city": "Paris"})  [call c1]'
+    only = {"role": "assistant", "content": None, "tool_calls": call["tool_calls"]}
+    assert message_label(only) == "assistant · tool calls"
+    result = {"role": "tool", "content": "rainy", "tool_call_id": "c1", "name": "weather"}
+    assert (message_label(result), message_words(result)) == ("tool result · weather · call c1", "rainy")

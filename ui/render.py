@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from storage.transcript import message_label, message_words
+
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\2[^\n]*(?:\n|\Z)|\Z)", re.DOTALL | re.MULTILINE)
 _INLINE_CODE = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
 _TITLE = r"(?:\s+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?"
@@ -117,6 +119,6 @@ def show_chat(st: Any, messages: list[dict[str, Any]], *, plain: bool = False) -
         role = str(msg.get("role") or "user")
         avatar = {"user": "user", "assistant": "assistant"}.get(role, "user")
         with st.chat_message(avatar):
-            if role not in ("user", "assistant"):
-                st.caption(role)
-            show_text(st, message_text(msg.get("content")), plain=plain)
+            if role not in ("user", "assistant") or msg.get("tool_calls"):
+                st.caption(message_label(msg))
+            show_text(st, message_words(msg), plain=plain)

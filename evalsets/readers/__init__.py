@@ -5,11 +5,17 @@
     csv        CSV / TSV with a header row and a field mapping
     parquet    Parquet with a field mapping
     langfuse   Langfuse traces / observations export (JSON or JSONL), or one downloaded trace
-    langsmith  LangSmith runs export (JSONL, JSON list or {"runs": [...]})
+    langsmith  LangSmith runs export (JSONL, JSON list, {"runs": [...]}, bulk-export Parquet) and SDK payloads
+               ({"post": [...], "patch": [...]})
+    otel       OpenTelemetry spans: OTLP JSON (resourceSpans), flat span lists (Phoenix, Arize, Vercel AI SDK)
+    litellm    LiteLLM proxy spend logs (JSON, JSONL or CSV)
+
+Every reader turns messages into the item's conversation through `messages.prompt_from`.
 """
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,7 +30,7 @@ from evalsets.readers.base import (
 from evalsets.readers.mapping import FieldMapping
 from storage.errors import InputError
 
-FORMATS = ("openai", "jsonl", "csv", "parquet", "langfuse", "langsmith")
+FORMATS = ("openai", "jsonl", "csv", "parquet", "langfuse", "langsmith", "otel", "litellm")
 
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
@@ -51,6 +57,10 @@ def reader_for(fmt: str) -> Callable[[ReadContext], Iterator[LogRecord | ReadErr
         from evalsets.readers import langfuse as mod  # type: ignore[no-redef]
     elif fmt == "langsmith":
         from evalsets.readers import langsmith as mod  # type: ignore[no-redef]
+    elif fmt == "otel":
+        from evalsets.readers import otel as mod  # type: ignore[no-redef]
+    elif fmt == "litellm":
+        from evalsets.readers import litellm_spend as mod  # type: ignore[no-redef]
     else:
         raise InputError(f"unknown format {fmt!r}", where="--format", hint=f"one of: auto, {', '.join(FORMATS)}")
     return mod.read
@@ -59,22 +69,54 @@ def reader_for(fmt: str) -> Callable[[ReadContext], Iterator[LogRecord | ReadErr
 def detect_format(path: str | Path, mapping: FieldMapping | None = None) -> str:
     """Tell the format from the file name, then from the first record's fields."""
     name = base_name(path)
-    if name.endswith(".parquet") or name.endswith(".pq"):
-        return "parquet"
-    if name.endswith(".csv") or name.endswith(".tsv"):
-        return "csv"
+    if name.endswith((".parquet", ".pq")):
+        return _parquet_format(path)
+    if name.endswith((".csv", ".tsv")):
+        return _csv_format(path)
     first = _first_record(path)
     if first is None:
         return "jsonl"
-    if "run_type" in first or ("inputs" in first and "outputs" in first):
+    if "post" in first or "patch" in first or "run_type" in first or ("inputs" in first and "outputs" in first):
         return "langsmith"
+    if "resourceSpans" in first or "spanContext" in first or "span_kind" in first or "context.span_id" in first \
+            or any(str(k).startswith(("gen_ai.", "llm.input_messages", "ai.prompt", "openinference.")) for k in first) \
+            or (isinstance(first.get("attributes"), (dict, list)) and "name" in first):
+        return "otel"
+    if "request_id" in first and "spend" in first and ("messages" in first or "proxy_server_request" in first):
+        return "litellm"
     if "traceId" in first or "observations" in first or ("input" in first and "timestamp" in first and "id" in first):
         return "langfuse"
     if mapping is not None and mapping.prompt_field:
         return "jsonl"
-    if any(k in first for k in ("messages", "request", "conversations")) or "messages" in (first.get("body") or {}):
+    if any(k in first for k in ("messages", "request", "conversations")) or \
+            {"messages", "input"} & set(first.get("body") or {}):
         return "openai"
     return "jsonl"
+
+
+def _csv_format(path: str | Path) -> str:
+    """Langfuse's and LiteLLM's CSV exports by their header; any other CSV is read with a field mapping."""
+    try:
+        with open_binary(path) as fh:
+            header = fh.readline(1 << 16).decode("utf-8", errors="replace").lstrip("\ufeff")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}", where=str(path)) from exc
+    cols = {c.strip().strip('"') for c in header.split(",")}
+    if "request_id" in cols and "spend" in cols:
+        return "litellm"
+    if "input" in cols and ({"traceId", "sessionId", "latency", "observations"} & cols):
+        return "langfuse"
+    return "csv"
+
+
+def _parquet_format(path: str | Path) -> str:
+    import pyarrow.parquet as pq
+
+    try:
+        names = set(pq.ParquetFile(path).schema_arrow.names)
+    except Exception:  # noqa: BLE001 - the parquet reader reports an unreadable file with its location
+        return "parquet"
+    return "langsmith" if {"run_type", "inputs"} <= names else "parquet"
 
 
 def _first_record(path: str | Path) -> dict | None:
@@ -90,12 +132,19 @@ def _first_record(path: str | Path) -> dict | None:
             obj, _ = decoder.raw_decode(head, 1 + len(head[1:]) - len(head[1:].lstrip()))
         elif head.startswith("{"):
             obj, _ = decoder.raw_decode(head)
-            for wrapper in ("data", "traces", "observations", "runs", "items", "records"):
+            for wrapper in ("data", "traces", "observations", "runs", "items", "records", "spans"):
                 if isinstance(obj.get(wrapper), list) and obj[wrapper] and len(obj) <= 3:
                     obj = obj[wrapper][0]
                     break
         else:
             return None
+    except json.JSONDecodeError:
+        # a first record over 1 MiB (a big OTLP export, a long trace): tell the format by the keys it starts with
+        keys = _KEY.findall(head[:16384])
+        return dict.fromkeys(keys) if keys else None
     except (ValueError, RecursionError, AttributeError):  # the reader reports the record with its line
         return None
     return obj if isinstance(obj, dict) else None
+
+
+_KEY = re.compile(r'"([^"\\]{1,80})"\s*:')

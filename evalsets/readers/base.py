@@ -41,13 +41,19 @@ class ReadError:
     path: str
     line: int
     reason: str
+    pointer: str = ""  # the record's JSON path when one line holds many records (`$.data[17]`)
+    kind: str = "malformed record"  # what the sampling report counts it under
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.reason}"
+        where = f"{self.path}:{self.line}" + (f" {self.pointer}" if self.pointer else "")
+        return f"{where}: {self.reason}"
 
 
 class RecordError(ValueError):
-    """Raised while converting one record; the reader turns it into a `ReadError` at the record's line."""
+    """Raised while converting one record; the reader turns it into a `ReadError` at the record's line.
+    `kind` names the reason it is counted under (empty prompt, no user turn, …)."""
+
+    kind = "malformed record"
 
 
 @dataclass
@@ -60,13 +66,21 @@ class ReadContext:
     ignored: Counter = field(default_factory=Counter)
     notes: dict[str, Any] = field(default_factory=dict)  # e.g. which prompt field was guessed
     bytes_read: int = 0  # for progress bars (uncompressed bytes for .gz)
+    record_path: str | None = None  # JSON path of the current record inside a JSON document (`$.data[17]`)
 
     @property
     def name(self) -> str:
         return self.path
 
-    def error(self, line: int, reason: str) -> ReadError:
-        return ReadError(self.path, line, reason)
+    def error(self, line: int, reason: str, pointer: str | None = None, kind: str | None = None) -> ReadError:
+        """A located error; `pointer` is a JSON path inside the current record (`.input`)."""
+        base = self.record_path or ""
+        if pointer:
+            base = (base or "$") + (pointer if pointer.startswith((".", "[")) else "." + pointer)
+        return ReadError(self.path, line, reason, base, kind or "malformed record")
+
+    def refused(self, line: int, exc: RecordError, pointer: str | None = None) -> ReadError:
+        return self.error(line, str(exc), pointer, getattr(exc, "kind", None))
 
 
 def is_gzip(path: str | Path) -> bool:
@@ -262,6 +276,7 @@ def _iter_json_document(ctx: ReadContext, fh: BinaryIO, single: bool = False) ->
         skip_ws()
         buf = state["buf"]
         list_line = line
+        prefix = "$"
         if single:
             pass
         elif buf.startswith("{", pos):
@@ -271,6 +286,7 @@ def _iter_json_document(ctx: ReadContext, fh: BinaryIO, single: bool = False) ->
             assert m is not None  # checked by the caller on the same bytes
             line += state["buf"].count("\n", pos, m.end())
             pos = m.end()
+            prefix = f"$.{m.group(1)}"
         else:
             pos += 1  # "["
         list_line, count = line, 0
@@ -294,6 +310,7 @@ def _iter_json_document(ctx: ReadContext, fh: BinaryIO, single: bool = False) ->
                     yield line, None, "truncated JSON: the list of records is not closed"
                     return
             start_line = line
+            ctx.record_path = "$" if single else f"{prefix}[{count}]"
             while True:
                 buf = state["buf"]
                 try:

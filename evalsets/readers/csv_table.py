@@ -68,6 +68,6 @@ def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
             yield mapped_record(dict(zip(header, row)), ctx.mapping, prompt_field, f"{ctx.name}:{start}",
                                 from_text_cell=True)
         except RecordError as exc:
-            yield ctx.error(start, str(exc))
+            yield ctx.refused(start, exc)
     if header is None:
         yield ctx.error(1, "the file is empty: no header row and no log records")

@@ -22,4 +22,4 @@ def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
         try:
             yield mapped_record(obj, ctx.mapping, prompt_field, f"{ctx.name}:{line}")
         except RecordError as exc:
-            yield ctx.error(line, str(exc))
+            yield ctx.refused(line, exc)

@@ -1,11 +1,17 @@
-"""Langfuse exports: the traces or observations table exported as JSON (`[...]`, `{"data": [...]}`) or JSONL,
-and a single trace downloaded as JSON (the trace with its `observations`).
+"""Langfuse exports: the traces or observations table exported from the UI as JSON (`[...]`), JSONL or CSV
+(every cell JSON-encoded), public-API responses (`{"data": [...], "meta": {...}}` of traces or observations,
+or one trace with its observations), and a single trace downloaded as JSON (`{"trace", "observations"}`).
 
 Generations (observations of type GENERATION) carry the prompt the model saw; a trace without generations
-contributes its own `input`. Spans, events and other observation types are counted as ignored.
+contributes its own `input`. Spans, events and other observation types are counted as ignored, and so are
+generations that logged no input at all. Each generation is its own record: a bad one is reported at its JSON
+path and never hides the others of its trace. Inputs logged as JSON text are parsed by the message
+normaliser; text of an unknown JSON shape is refused.
 """
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,58 +20,40 @@ from evalsets.readers.base import (
     ReadContext,
     ReadError,
     RecordError,
-    describe_type,
+    base_name,
     iter_json_records,
+    iter_lines,
 )
 from evalsets.readers.mapping import MISSING, get_path, meta_of, reference_of
-from evalsets.readers.messages import normalise_messages, prompt_of, user_turns
+from evalsets.readers.messages import KIND_QUOTED, prompt_from, refuse
 
-TEXT_INPUT_KEYS = ("messages", "input", "query", "question", "prompt", "text", "user_input", "message")
+GENERATION = "GENERATION"
 
 
 def input_messages(value: Any, where: str) -> list[dict[str, Any]]:
-    """Langfuse stores whatever the SDK captured: a message list, `{"messages": [...]}`, plain text, the
-    decorator's `{"args": [...], "kwargs": {...}}`, or an object with one text field."""
-    if isinstance(value, str):
-        if not value.strip():
-            raise RecordError(f"{where} is empty")
-        return [{"role": "user", "content": value}]
-    if isinstance(value, list):
-        if value and all(isinstance(v, str) for v in value):
-            return user_turns(value, where)
-        return prompt_of(normalise_messages(value, where))
-    if isinstance(value, dict):
-        if "kwargs" in value and isinstance(value["kwargs"], dict) and "messages" in value["kwargs"]:
-            return input_messages(value["kwargs"]["messages"], f"{where}.kwargs.messages")
-        if isinstance(value.get("args"), list) and value["args"] and isinstance(value["args"][0], (str, list)):
-            return input_messages(value["args"][0], f"{where}.args[0]")
-        for key in TEXT_INPUT_KEYS:
-            if key in value and isinstance(value[key], (str, list)):
-                return input_messages(value[key], f"{where}.{key}")
-        raise RecordError(
-            f"{where} is an object without messages or text (fields: {', '.join(list(value)[:8])}); "
-            f"pass --prompt-field {where}.<field>"
-        )
-    if value is None:
-        raise RecordError(f"{where} is missing")
-    raise RecordError(f"{where} must be messages or text, got {describe_type(value)}")
+    """What Langfuse stored as an input, as the prompt: messages, request bodies, text, decorator arguments."""
+    return prompt_from(value, where)
 
 
 def _meta(obj: dict, ctx: ReadContext, kind: str) -> dict[str, Any]:
     meta: dict[str, Any] = {"langfuse": kind}
-    for src, dst in (("name", "name"), ("model", "model"), ("traceId", "trace_id"), ("tags", "tags")):
-        if obj.get(src) not in (None, "", []):
+    for src, dst in (("name", "name"), ("model", "model"), ("traceId", "trace_id"), ("tags", "tags"),
+                     ("modelParameters", "params")):
+        if obj.get(src) not in (None, "", [], {}):
             meta[dst] = obj[src]
     if isinstance(obj.get("metadata"), dict) and obj["metadata"]:
         meta["metadata"] = obj["metadata"]
     return meta_of(obj, ctx.mapping, meta)
 
 
-def _record(obj: dict, ctx: ReadContext, line: int, kind: str) -> LogRecord:
+def _record(obj: dict, ctx: ReadContext, line: int, kind: str) -> LogRecord | None:
     field = ctx.mapping.prompt_field or "input"
     value = get_path(obj, field)
     if value is MISSING:
         raise RecordError(f"missing prompt field {field!r}")
+    if value is None and kind == "generation":
+        ctx.ignored["generations that logged no input"] += 1
+        return None
     key = obj.get(ctx.mapping.id_field or "id")
     return LogRecord(
         key=str(key) if isinstance(key, (str, int)) and key != "" else None,
@@ -76,29 +64,107 @@ def _record(obj: dict, ctx: ReadContext, line: int, kind: str) -> LogRecord:
     )
 
 
-def records_of(obj: dict, ctx: ReadContext, line: int) -> Iterator[LogRecord]:
+def units(obj: dict) -> Iterator[tuple[str, dict, str]]:
+    """(JSON path inside the record, object, kind) for each prompt-bearing part of a record; ignored parts
+    come with kind "ignored:<reason>"."""
     observations = obj.get("observations")
+    trace = obj.get("trace") if isinstance(obj.get("trace"), dict) else obj
     if isinstance(observations, list) and observations and isinstance(observations[0], dict):
-        generations = [o for o in observations if isinstance(o, dict) and o.get("type") == "GENERATION"]
+        generations = [(i, o) for i, o in enumerate(observations) if isinstance(o, dict) and o.get("type") == GENERATION]
         if generations:
-            for g in generations:
-                yield _record(g, ctx, line, "generation")
+            for i, g in generations:
+                yield f".observations[{i}]", g, "generation"
+            for o in observations:
+                if isinstance(o, dict) and o.get("type") != GENERATION:
+                    yield "", o, f"ignored:observation of type {o.get('type')}"
             return
     if "traceId" in obj and "type" in obj:  # an observation
-        if obj["type"] != "GENERATION":
-            ctx.ignored[f"observation of type {obj['type']}"] += 1
+        if obj["type"] != GENERATION:
+            yield "", obj, f"ignored:observation of type {obj['type']}"
             return
-        yield _record(obj, ctx, line, "generation")
+        yield "", obj, "generation"
         return
-    yield _record(obj, ctx, line, "trace")
+    yield (".trace" if trace is not obj else ""), trace, "trace"
+
+
+def records_of(obj: dict, ctx: ReadContext, line: int) -> Iterator[LogRecord | ReadError]:
+    field = ctx.mapping.prompt_field or "input"
+    for pointer, unit, kind in units(obj):
+        if kind.startswith("ignored:"):
+            ctx.ignored[kind.removeprefix("ignored:")] += 1
+            continue
+        try:
+            rec = _record(unit, ctx, line, kind)
+        except RecordError as exc:
+            yield ctx.refused(line, exc, f"{pointer}.{field}" if pointer else field)
+            continue
+        if rec is not None:
+            if pointer:
+                rec.source = f"{ctx.name}:{line} {ctx.record_path or '$'}{pointer}"
+            yield rec
 
 
 def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
+    if base_name(ctx.path).endswith(".csv"):
+        yield from _read_csv(ctx)
+        return
     for line, obj, err in iter_json_records(ctx):
         if err is not None:
             yield ctx.error(line, err)
             continue
+        yield from records_of(obj, ctx, line)
+
+
+def decode_cell(text: str) -> Any:
+    """A cell of Langfuse's CSV export: JSON-encoded (`"\\"text\\""`, `{…}`, `null`); an empty cell is None."""
+    if text == "":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # a plain cell (timestamps, ids in some versions)
+
+
+def _read_csv(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
+    """Langfuse's CSV export: one trace or observation a row, every cell JSON-encoded."""
+    state = {"line": 0}
+
+    def lines() -> Iterator[str]:
+        for lineno, text, err in iter_lines(ctx):
+            state["line"] = lineno
+            yield "" if err is not None else text + "\n"
+
+    csv.field_size_limit(max(ctx.max_record_bytes, 131072))
+    reader = csv.reader(lines())
+    header: list[str] | None = None
+    while True:
+        start = state["line"] + 1
         try:
-            yield from records_of(obj, ctx, line)
-        except RecordError as exc:
-            yield ctx.error(line, str(exc))
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            yield ctx.error(start, f"malformed CSV: {exc}")
+            continue
+        if header is None:
+            header = [h.strip() for h in row]
+            continue
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) != len(header):
+            yield ctx.error(start, f"row has {len(row)} fields, the header has {len(header)}")
+            continue
+        obj = {h: decode_cell(v) for h, v in zip(header, row)}
+        field = ctx.mapping.prompt_field or "input"
+        raw = dict(zip(header, row)).get(field.split(".")[0], "")
+        if raw.strip() == "" or (isinstance(obj.get(field), str) and not obj[field].strip()):
+            yield ctx.refused(start, refuse(f"column {field!r} is empty", "empty prompt"))
+            continue
+        if not raw.lstrip().startswith(('"', "{", "[", "n")):
+            yield ctx.refused(start, refuse(
+                f"column {field!r} is not JSON-encoded as Langfuse writes it; read this file with --format csv",
+                KIND_QUOTED))
+            continue
+        yield from records_of(obj, ctx, start)
+    if header is None:
+        yield ctx.error(1, "the file is empty: no header row and no log records")

@@ -1,11 +1,15 @@
-"""LangSmith runs exported as JSONL (one run a line), a JSON list, or `{"runs": [...]}`.
+"""LangSmith runs: exported as JSONL (one run a line), a JSON list, `{"runs": [...]}` or bulk-export Parquet
+(`inputs` / `outputs` / `extra` as JSON text), and the SDK's own payloads `{"post": [...], "patch": [...]}`
+(a patch completes the run posted with the same id, or the same `dotted_order`).
 
 LLM runs (`run_type: "llm"`) carry the prompt the model saw: `inputs.messages` (LangChain's list of message
-lists, serialised or plain) or `inputs.prompts`. Other runs (chains, tools, retrievers) are counted as ignored,
-unless `--prompt-field` names where their prompt is (e.g. `inputs.question`).
+lists, serialised or plain, or a wrapped client's request), `inputs.input` / `inputs.contents` (Responses,
+Gemini) or `inputs.prompts`. Other runs (chains, tools, retrievers) are counted as ignored, unless
+`--prompt-field` names where their prompt is (e.g. `inputs.question`).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,32 +18,35 @@ from evalsets.readers.base import (
     ReadContext,
     ReadError,
     RecordError,
+    base_name,
     describe_type,
     iter_json_records,
 )
-from evalsets.readers.langfuse import input_messages
 from evalsets.readers.mapping import MISSING, get_path, meta_of, reference_of
-from evalsets.readers.messages import normalise_messages, prompt_of
+from evalsets.readers.messages import prompt_from, refuse
+
+JSON_COLUMNS = ("inputs", "outputs", "extra", "events", "tags", "serialized")
 
 
 def llm_messages(inputs: Any) -> list[dict[str, Any]]:
     if not isinstance(inputs, dict):
-        raise RecordError(f"inputs must be an object, got {describe_type(inputs)}")
-    if "messages" in inputs:
-        msgs = inputs["messages"]
-        if isinstance(msgs, list) and msgs and isinstance(msgs[0], list):  # one list per batch element
-            if len(msgs) > 1:
-                raise RecordError(f"inputs.messages holds a batch of {len(msgs)} conversations; only one is supported")
-            msgs = msgs[0]
-        return prompt_of(normalise_messages(msgs, "inputs.messages"))
+        raise refuse(f"inputs must be an object, got {describe_type(inputs)}")
+    msgs = inputs.get("messages")
+    if isinstance(msgs, list) and msgs and isinstance(msgs[0], list):  # one list per batch element
+        if len(msgs) > 1:
+            raise refuse(f"inputs.messages holds a batch of {len(msgs)} conversations; only one is supported")
+        return prompt_from(dict(inputs, messages=msgs[0]), "inputs", decode_json=False)
     if "prompts" in inputs:
         prompts = inputs["prompts"]
         if not isinstance(prompts, list) or len(prompts) != 1 or not isinstance(prompts[0], str):
-            raise RecordError("inputs.prompts must be a list holding one prompt text")
-        return [{"role": "user", "content": prompts[0]}]
-    if isinstance(inputs.get("prompt"), str):
-        return [{"role": "user", "content": inputs["prompt"]}]
-    raise RecordError(f"LLM run without inputs.messages or inputs.prompts (fields: {', '.join(list(inputs)[:8])})")
+            raise refuse("inputs.prompts must be a list holding one prompt text")
+        return prompt_from([{"role": "user", "content": prompts[0]}], "inputs.prompts")
+    if {"messages", "input", "contents"} & set(inputs) or isinstance(inputs.get("prompt"), str):
+        if "messages" not in inputs and "contents" not in inputs and isinstance(inputs.get("prompt"), str):
+            return prompt_from(inputs["prompt"], "inputs.prompt", decode_json=False)
+        return prompt_from(inputs if "input" not in inputs or "model" in inputs or "instructions" in inputs
+                           else {**inputs, "model": None}, "inputs", decode_json=False)
+    raise refuse(f"LLM run without inputs.messages or inputs.prompts (fields: {', '.join(list(inputs)[:8])})")
 
 
 def _meta(run: dict, ctx: ReadContext) -> dict[str, Any]:
@@ -51,6 +58,13 @@ def _meta(run: dict, ctx: ReadContext) -> dict[str, Any]:
     md = get_path(run, "extra.metadata")
     if isinstance(md, dict) and md.get("ls_model_name"):
         meta["model"] = md["ls_model_name"]
+    elif isinstance(get_path(run, "inputs.model"), str):
+        meta["model"] = run["inputs"]["model"]
+    params = get_path(run, "extra.invocation_params")
+    if isinstance(params, dict):
+        meta["params"] = {k: v for k, v in params.items() if k not in ("messages", "model", "tools") and v is not None}
+    if run.get("trace_id"):
+        meta["trace_id"] = run["trace_id"]
     return meta_of(run, ctx.mapping, meta)
 
 
@@ -61,7 +75,7 @@ def to_record(run: dict, ctx: ReadContext, line: int) -> LogRecord | None:
         if value is MISSING:
             ctx.ignored[f"runs without {field}"] += 1
             return None
-        messages = input_messages(value, field)
+        messages = prompt_from(value, field)
     else:
         run_type = run.get("run_type")
         if run_type is None:
@@ -80,15 +94,71 @@ def to_record(run: dict, ctx: ReadContext, line: int) -> LogRecord | None:
     )
 
 
-def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
+def merge_payload(obj: dict) -> list[tuple[str, dict]]:
+    """The runs of an SDK payload, each post completed by its patches: (JSON path, run)."""
+    posts = obj.get("post") or []
+    runs: list[tuple[str, dict]] = [(f".post[{i}]", dict(r)) for i, r in enumerate(posts) if isinstance(r, dict)]
+    by_id = {r.get("id"): r for _, r in runs if r.get("id")}
+    by_order = {r.get("dotted_order"): r for _, r in runs if r.get("dotted_order")}
+    for i, patch in enumerate(obj.get("patch") or []):
+        if not isinstance(patch, dict):
+            continue
+        target = by_id.get(patch.get("id")) or by_order.get(patch.get("dotted_order"))
+        if target is None:
+            runs.append((f".patch[{i}]", dict(patch)))
+            continue
+        for k, v in patch.items():
+            if v not in (None, {}, []) or k not in target:
+                target[k] = v
+    return runs
+
+
+def iter_runs(ctx: ReadContext) -> Iterator[tuple[int, str, dict | None, str | None]]:
+    """(line, JSON path, run, error) for every run in the file, whatever its shape."""
+    if base_name(ctx.path).endswith((".parquet", ".pq")):
+        yield from _parquet_runs(ctx)
+        return
     for line, obj, err in iter_json_records(ctx):
         if err is not None:
-            yield ctx.error(line, err)
+            yield line, "", None, err
+            continue
+        if "post" in obj or "patch" in obj:
+            for pointer, run in merge_payload(obj):
+                yield line, pointer, run, None
+        else:
+            yield line, "", obj, None
+
+
+def _parquet_runs(ctx: ReadContext) -> Iterator[tuple[int, str, dict | None, str | None]]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(ctx.path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a file that is not Parquet
+        yield 1, "", None, f"not a readable Parquet file: {exc}"
+        return
+    row = 0
+    for batch in pf.iter_batches(batch_size=2048):
+        for obj in batch.to_pylist():
+            row += 1
+            for k in JSON_COLUMNS:
+                if isinstance(obj.get(k), str) and obj[k][:1] in ("{", "["):
+                    try:
+                        obj[k] = json.loads(obj[k])
+                    except ValueError:
+                        pass
+            yield row, "", obj, None
+
+
+def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
+    for line, pointer, run, err in iter_runs(ctx):
+        if err is not None or run is None:
+            yield ctx.error(line, err or "not a run")
             continue
         try:
-            rec = to_record(obj, ctx, line)
+            rec = to_record(run, ctx, line)
         except RecordError as exc:
-            yield ctx.error(line, str(exc))
+            yield ctx.refused(line, exc, pointer or None)
             continue
         if rec is not None:
             yield rec

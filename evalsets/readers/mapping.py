@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from evalsets.readers.base import LogRecord, RecordError, describe_type
-from evalsets.readers.messages import normalise_messages, prompt_of, user_turns
+from evalsets.readers.messages import KIND_QUOTED, prompt_from, refuse
 
 MISSING = object()
 # Tried in order when no --prompt-field is given; the first one present in the first record is used.
@@ -29,11 +30,32 @@ class FieldMapping:
                 "metadata_fields": list(self.metadata_fields), "reference_field": self.reference_field}
 
 
+_SEGMENT = re.compile(r"""\[\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|(\d+))\s*\]|([^.\[\]]+)""")
+
+
+def parse_path(path: str) -> list[str]:
+    """A field path as its keys: `a.b.0`, and keys that contain dots in brackets with quotes:
+    `attributes["ai.prompt.messages"]` or `attributes['gen_ai.prompt'].0`."""
+    keys: list[str] = []
+    pos = 0
+    while pos < len(path):
+        if path[pos] == ".":
+            pos += 1
+            continue
+        m = _SEGMENT.match(path, pos)
+        if not m:
+            raise ValueError(f"cannot read the field path {path!r} at character {pos + 1}")
+        quoted = m.group(1) if m.group(1) is not None else m.group(2)
+        keys.append(re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else (m.group(3) or m.group(4)))
+        pos = m.end()
+    return keys
+
+
 def get_path(obj: Any, path: str) -> Any:
     if isinstance(obj, dict) and path in obj:
         return obj[path]
     cur = obj
-    for part in path.split("."):
+    for part in parse_path(path):
         if isinstance(cur, dict) and part in cur:
             cur = cur[part]
         elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
@@ -48,26 +70,18 @@ def guess_field(obj: dict, candidates: tuple[str, ...]) -> str | None:
 
 
 def prompt_messages(value: Any, field: str, *, from_text_cell: bool = False) -> list[dict[str, Any]]:
-    """A prompt field's value as messages: text (one user turn), a list of strings (user turns), a list of
-    messages, or an object with `messages`. CSV cells holding a JSON list are decoded first."""
-    if from_text_cell and isinstance(value, str) and value.lstrip().startswith("["):
+    """A prompt field's value as messages: text (one user turn), a list of strings (user turns), messages or a
+    request body of any shape the message normaliser knows, also when stored as JSON text. A CSV cell holding
+    JSON-quoted text is refused rather than read with its quotes."""
+    if from_text_cell and isinstance(value, str) and value.lstrip().startswith('"'):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            pass  # plain text that happens to start with "["
-    if isinstance(value, str):
-        if not value.strip():
-            raise RecordError(f"field {field!r} is empty")
-        return [{"role": "user", "content": value}]
-    if isinstance(value, dict) and "messages" in value:
-        return prompt_of(normalise_messages(value["messages"], f"{field}.messages"))
-    if isinstance(value, list):
-        if value and all(isinstance(v, str) for v in value):
-            return user_turns(value, field)
-        return prompt_of(normalise_messages(value, field))
-    raise RecordError(
-        f"field {field!r} must be text, a list of user turns or a list of messages, got {describe_type(value)}"
-    )
+            decoded = json.loads(value)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, str):
+            raise refuse(f"field {field!r} is JSON-quoted text ({value[:40]!r}…): the cells look JSON-encoded "
+                         "(a Langfuse CSV export? read it with --format langfuse)", KIND_QUOTED)
+    return prompt_from(value, f"field {field!r}")
 
 
 def key_of(obj: Any, mapping: FieldMapping, guesses: tuple[str, ...] = ID_FIELD_GUESSES) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from evalsets.readers.base import LogRecord, ReadContext, ReadError, RecordError
-from evalsets.readers.mapping import PROMPT_FIELD_GUESSES, guess_field, mapped_record
+from evalsets.readers.mapping import PROMPT_FIELD_GUESSES, guess_field, mapped_record, parse_path
 
 
 def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
@@ -24,8 +24,8 @@ def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
         return
     ctx.notes.setdefault("prompt_field", prompt_field)
     wanted = [prompt_field, mapping.id_field, mapping.reference_field, *mapping.metadata_fields]
-    top = {f.split(".")[0] for f in wanted if f} | ({"key", "id", "question_id"} & set(names))
-    missing = [f for f in top if f not in names and f == prompt_field.split(".")[0]]
+    top = {parse_path(f)[0] for f in wanted if f} | ({"key", "id", "question_id"} & set(names))
+    missing = [f for f in top if f not in names and f == parse_path(prompt_field)[0]]
     if missing:
         yield ctx.error(1, f"no column {prompt_field!r} (columns: {', '.join(names[:12])})")
         return
@@ -36,6 +36,6 @@ def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
             try:
                 yield mapped_record(obj, mapping, prompt_field, f"{ctx.name}:{row}")
             except RecordError as exc:
-                yield ctx.error(row, str(exc))
+                yield ctx.refused(row, exc)
     if row == 0:
         yield ctx.error(1, "the file has no rows: no log records")

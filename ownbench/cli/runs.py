@@ -359,29 +359,52 @@ def runs_show(
 
 @runs_app.command("import")
 def runs_import(
-    file: Path = typer.Argument(..., help="JSONL: item_key | prompt_hash | messages, and output (or error)."),
-    candidate: str = typer.Option(..., "--candidate", help="Name the answers are filed under."),
+    file: Path = typer.Argument(..., help="Answers JSONL (item_key | prompt_hash | messages, and output or error), "
+                                          "an OpenAI Batch output file, or a Langfuse / LangSmith / OpenTelemetry / "
+                                          "LiteLLM export with the logged responses."),
+    candidate: str = typer.Option(..., "--candidate", help="Name the answers are filed under (NAME/model when "
+                                                          "a log holds answers of several models)."),
     set_ref: str = typer.Option(..., "--set", help="The frozen version the answers belong to."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Import recorded answers as a run (source "imported", with the file's SHA-256). All lines or none."""
+    from evalsets.answers import answers_format, import_production
     from evalsets.freeze import resolve_version, version_label
     from gateway.imports import import_run, provenance
+    from storage.errors import InputError
+    from storage.models import Candidate
 
+    if not file.is_file():
+        raise InputError(f"file not found: {file}", where="FILE")
+    fmt = answers_format(file)
     with session() as s:
         version = resolve_version(s, set_ref)
-        result = import_run(s, file, candidate, version.id)  # type: ignore[arg-type]
         label = version_label(s, version)
-        info = {"run_id": result.run.id, "created": result.created, "imported": result.imported,
-                "items": result.total_items, "provenance": provenance(result.run)}
+        if fmt == "ownbench":
+            results = [(None, import_run(s, file, candidate, version.id))]  # type: ignore[arg-type]
+            extra: dict[str, Any] = {}
+        else:
+            prod = import_production(s, file, candidate, version.id, fmt)  # type: ignore[arg-type]
+            results = prod.runs  # type: ignore[assignment]
+            extra = {"format": fmt, "answers_in_file": prod.answers, "not_in_version": prod.not_in_version,
+                     "repeated": prod.repeated, "ignored": dict(prod.ignored)}
+        runs = [{"run_id": r.run.id, "candidate": s.get(Candidate, r.run.candidate_id).name, "model": model,
+                 "created": r.created, "imported": r.imported, "items": r.total_items,
+                 "provenance": provenance(r.run)} for model, r in results]
     if as_json:
-        print_json(info)
+        print_json(runs[0] | extra if len(runs) == 1 else {"runs": runs, **extra})
         return
-    if result.created:
-        console.print(f"run {info['run_id']}: {result.imported} of {result.total_items} items of {label} "
-                      f"answered by {candidate}; {info['provenance']}", highlight=False)
-    else:
-        console.print(f"this file was already imported for {candidate} on {label}: run {info['run_id']}")
+    for r in runs:
+        if r["created"]:
+            console.print(f"run {r['run_id']}: {r['imported']} of {r['items']} items of {label} "
+                          f"answered by {r['candidate']}; {r['provenance']}", highlight=False, markup=False)
+        else:
+            console.print(f"this file was already imported for {r['candidate']} on {label}: run {r['run_id']}",
+                          highlight=False, markup=False)
+    if extra:
+        console.print(f"{extra['answers_in_file']} answers in the {fmt} file; {extra['not_in_version']} are not "
+                      f"items of {label}, {extra['repeated']} repeat an answered item"
+                      + "".join(f"; {n} {why}" for why, n in extra["ignored"].items()), highlight=False, markup=False)
 
 
 @runs_app.command("export")

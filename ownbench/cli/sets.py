@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from evalsets.ingest import IngestOptions
 
 JSON_HELP = "Print machine-readable JSON instead of tables."
-FORMAT_HELP = "Log format: openai, jsonl, csv, parquet, langfuse, langsmith, or auto (by name and first record)."
+FORMAT_HELP = ("Log format: openai, jsonl, csv, parquet, langfuse, langsmith, otel, litellm, or auto (by name and "
+               "content).")
 
 sets_app = typer.Typer(help="Eval sets and their frozen versions: list, show, diff, verify, export, edit.",
                        no_args_is_help=True)
@@ -107,7 +108,7 @@ def ingest_cmd(
     files: list[Path] = typer.Argument(..., help="Log files (.gz is read transparently).", show_default=False),
     name: str = typer.Option(..., "--name", "-n", help="Eval set name; a new version is frozen in it."),
     fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
-    prompt_field: str | None = typer.Option(None, help="Field with the prompt: text, a list of user turns, or messages. Dotted paths work (input.question)."),
+    prompt_field: str | None = typer.Option(None, help="Field with the prompt: text, a list of user turns, messages or a request body. Dotted paths work (input.question); keys that contain dots go in brackets: 'attributes[\"ai.prompt.messages\"]'."),
     id_field: str | None = typer.Option(None, help="Field with the record's id (becomes the item key)."),
     metadata_fields: str | None = typer.Option(None, help="Comma-separated fields kept as item metadata."),
     reference_field: str | None = typer.Option(None, help="Field with a reference answer."),
@@ -159,7 +160,11 @@ def _print_report(report: dict[str, Any], items: int) -> None:
     )
     skipped = report["skipped"]["count"]
     if skipped:
-        console.print(f"[yellow]{skipped:,} malformed records skipped[/]; first: {report['skipped']['first_errors'][0]}")
+        reasons = ", ".join(f"{n:,} {why}" for why, n in (report["skipped"].get("by_reason") or {}).items())
+        from rich.markup import escape
+
+        console.print(f"[yellow]{skipped:,} records skipped[/] ({escape(reasons)}); first: "
+                      f"{escape(report['skipped']['first_errors'][0])}", highlight=False)
     if report.get("ignored"):
         console.print("ignored: " + ", ".join(f"{n:,} {what}" for what, n in report["ignored"].items()))
     if report["redaction"]["enabled"]:
