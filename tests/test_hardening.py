@@ -265,7 +265,7 @@ def test_ingest_refuses_deep_json_truncated_gzip_and_directories(tmp_path: Path)
     as_doc = tmp_path / "deep.json"
     as_doc.write_text("[" + '{"messages": ' + "[" * 200_000 + "]" * 200_000 + "}]", encoding="utf-8")
     proc = ownbench_cli("ingest", str(as_doc), "--name", "deep", "--format", "openai", cwd=tmp_path)
-    assert proc.returncode == 2 and f"{as_doc}:1: JSON nested too deeply" in flat(proc)
+    assert proc.returncode == 2 and f"{as_doc}:1 $[0]: JSON nested too deeply" in flat(proc)  # the record is named by its JSON path
 
     whole = gzip.compress(b"".join(
         json.dumps({"messages": [{"role": "user", "content": f"question {i} " * 20}]}).encode() + b"\n"

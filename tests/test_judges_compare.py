@@ -4,7 +4,6 @@ The judges are SIMULATED by the loopback server (real HTTP): each judge model ag
 with its own scripted accuracy. The golden labels are SIMULATED raters who give that truth. The outputs are
 real recorded answers (Chatbot Arena, see tests/test_judging_support.py); no verdict here is a real model's.
 """
-from analysis.people import CLI
 from __future__ import annotations
 
 import asyncio
@@ -15,6 +14,7 @@ from collections import Counter
 import pytest
 from sqlmodel import Session, select
 
+from analysis.people import CLI
 from gateway.client import ModelConfig
 from judging.panel import build_panel, combine
 from judging.rubric import parse_rubric

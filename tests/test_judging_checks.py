@@ -3,7 +3,6 @@
 The model-graded judge here is SIMULATED by the loopback server (scripted verdicts over real HTTP); check
 verdicts are computed by ownbench itself and compared with expectations computed independently in the test.
 """
-from analysis.people import CLI
 from __future__ import annotations
 
 import asyncio
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from analysis.people import CLI
 from gateway.client import ModelConfig
 from judging.checks import CHECK_JUDGE, CHECKS_VERSION, CheckSpec, normalize_answer, run_check
 from judging.rubric import RubricError, load_rubric, parse_rubric, rubric_from_version, validate_rubric_text
