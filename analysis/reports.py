@@ -362,7 +362,12 @@ class RankingReport:
             out.append("")
             sig = [p for p in c.get("pairs") or [] if p.get("p_holm") is not None and p["p_holm"] < 0.05]
             if c.get("pairs"):
-                out += [f"Significant paired differences (Holm p < 0.05): {len(sig)} of {len(c['pairs'])} pairs.", ""]
+                from stats.ranking import ESTIMANDS
+
+                est = c["pairs"][0].get("estimand", "own")
+                out += [(f"Significant paired differences (Holm p < 0.05): {len(sig)} of {len(c['pairs'])} pairs. "
+                         f"Each difference is the {ESTIMANDS[est]}; its interval and p-value come from the same "
+                         "paired bootstrap over items."), ""]
                 for p in sig:
                     out.append(f"- {p['a']} − {p['b']}: {_est(p['difference'])}, p (Holm) = {_f(p['p_holm'], 4)}")
                 if sig:
@@ -429,7 +434,7 @@ def _pairwise_only(session: Session, version_id: int, rubric_version_id: int, pa
 
 def ranking_report(
     session: Session, version_id: int, rubric_version_id: int, *, force: bool = False, gate: GateConfig = GateConfig(),
-    judge_run_id: int | None = None, n_boot: int = 10_000, seed: int = 0,
+    judge_run_id: int | None = None, n_boot: int = 10_000, seed: int = 0, estimand: str = "own",
 ) -> RankingReport:
     """Candidates ranked per criterion by calibrated estimate, gated (see `stats.gate`)."""
     from analysis.pairwise import latest_pairwise_run, pairwise_section
@@ -473,7 +478,7 @@ def ranking_report(
             continue
         names = [c.name for c in study.candidates]
         ranking = rank_by_influence(cal.z, names, n_boot=n_boot, seed=seed, n_labeled=[r["golden"] for r in rows],
-                                    method="calibrated (PPI++)")
+                                    method="calibrated (PPI++)", estimand=estimand)
         quality = np.array([r["calibrated"].value for r in rows])
         cost = np.array([r["cost_per_1k_usd"] if r["cost_per_1k_usd"] is not None else np.nan for r in rows])
         front = pareto_front(quality, cost)
@@ -537,6 +542,10 @@ class CompareReport:
             out.append(f"| {c['criterion']} | {_est(c['baseline'])} | {_est(c['candidate'])} | {_est(c['difference'])} | "
                        f"{_f(c['p_value'], 4)} | {_f(c['p_holm'], 4)} | {c['difference']['n'] if isinstance(c['difference'], dict) else c['difference'].n} | {v} |")
         out.append("")
+        one_sided = max((c.get("items_only_one_answered") or 0 for c in self.criteria), default=0)
+        out += ["Each difference is the mean difference over the items both candidates answered; its interval and "
+                "p-value come from the same paired bootstrap over those items"
+                + (f" ({one_sided} item(s) answered by only one of them are left out)." if one_sided else "."), ""]
         for c in self.criteria:
             for key, label in (("mcnemar_judge", "judge verdicts"), ("mcnemar_human", "human labels")):
                 m = c.get(key)
@@ -627,7 +636,10 @@ def compare_report(
         dd = boot[1] - boot[0]
         entry["baseline"] = cal.rows[0]["calibrated"]
         entry["candidate"] = cal.rows[1]["calibrated"]
-        entry["difference"] = percentile_interval(d, dd, int(both.sum()), "candidate − baseline, paired bootstrap")
+        entry["difference"] = percentile_interval(d, dd, int(both.sum()), "candidate − baseline, paired bootstrap; "
+                                                  "mean difference over the items both candidates answered")
+        entry["estimand"] = "shared"
+        entry["items_only_one_answered"] = int((np.isfinite(z[0]) ^ np.isfinite(z[1])).sum())
         entry["p_value"] = bootstrap_p_value(d, dd)
         entry["warnings"] = cal.warnings
         tested.append(entry)

@@ -89,6 +89,7 @@ def rank_cmd(
     min_alpha: float = typer.Option(0.667, "--min-alpha", help="Judge–human Krippendorff's alpha below which judge-only numbers are hidden."),
     n_boot: int = typer.Option(10_000, "--bootstrap", min=100, help="Paired bootstrap resamples."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    paired_on: str = typer.Option("own", "--paired-on", help="What a paired difference compares when candidates answered different items: own (difference of the shown calibrated means, each over its own items) or shared (mean difference over the items both answered)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     markdown: bool = typer.Option(False, "--markdown", help=MD_HELP),
     output: Path | None = typer.Option(None, "--output", help="Also write the Markdown report to this file."),
@@ -96,11 +97,14 @@ def rank_cmd(
     """Rank candidates per criterion by calibrated estimate with 95 % intervals, rank ranges and paired tests."""
     from analysis.reports import ranking_report
     from ownbench.cli.common import session
+    from storage.errors import InputError
 
+    if paired_on not in ("own", "shared"):
+        raise InputError(f"unknown --paired-on {paired_on!r}", where="--paired-on", hint="use own or shared")
     with session() as s:
         vid, rid = _ids(s, set_ref, rubric)
         rep = ranking_report(s, vid, rid, force=force, gate=_gate(min_labels, min_per_candidate, min_alpha),
-                             judge_run_id=judge_run, n_boot=n_boot, seed=seed)
+                             judge_run_id=judge_run, n_boot=n_boot, seed=seed, estimand=paired_on)
     _emit(rep, as_json, markdown, output)
 
 
