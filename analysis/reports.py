@@ -87,6 +87,9 @@ class AgreementReport:
                  "", f"Judge: `{h['judge_model']}` (judge run {h['judge_run']}). Intervals are 95 % bootstrap "
                  "intervals over units; n is the number of units both raters labeled.", ""]
         for c in self.criteria:
+            if c.get("type") == "pairwise":
+                lines += _pairwise_agreement_markdown(c)
+                continue
             lines += [f"## {c['criterion']} ({c['type']}, {c['level']})", "",
                       f"Human labels: {c['labels_total']} on {c['units']} units by {len(c['annotators'])} "
                       f"annotator(s); {c['outside']} label(s) made outside an assignment (agreement only).", ""]
@@ -160,7 +163,12 @@ def agreement_report(
     from stats.agreement import criterion_agreement
     from stats.alt_test import alt_test
     from stats.bias import leniency, self_preference, verbosity
+    from storage.models import JudgeRun
 
+    run = session.get(JudgeRun, judge_run_id) if judge_run_id is not None else None
+    if run is not None and run.mode == "pairwise" and run.version_id == version_id \
+            and run.rubric_version_id == rubric_version_id:
+        return _pairwise_agreement_report(session, version_id, rubric_version_id, run, n_boot=n_boot, seed=seed)
     study = load_study(session, version_id, rubric_version_id, judge_run_id)
     report = AgreementReport(_header(session, study))
     judge_family = _family(study.judge_run.judge_model)
@@ -201,6 +209,53 @@ def agreement_report(
 
     report.position_bias = position_bias_section(session, version_id, rubric_version_id)
     return report
+
+
+def _pairwise_agreement_report(session: Session, version_id: int, rubric_version_id: int, run: Any, *,
+                               n_boot: int, seed: int) -> AgreementReport:
+    from analysis.pairwise import pairwise_agreement
+    from evalsets.freeze import version_label
+    from storage.models import EvalSetVersion, RubricVersion
+
+    version = session.get(EvalSetVersion, version_id)
+    rubric = session.get(RubricVersion, rubric_version_id)
+    header = {"set": version_label(session, version) if version else str(version_id),
+              "version_hash": version.content_hash if version else None, "rubric": rubric.name if rubric else "?",
+              "rubric_hash": rubric.content_hash if rubric else "?", "judge_run": run.id,
+              "judge_model": run.judge_model, "mode": "pairwise"}
+    report = AgreementReport(header)
+    report.criteria = pairwise_agreement(session, version_id, rubric_version_id, run, n_boot=n_boot, seed=seed)
+    return report
+
+
+def _pairwise_agreement_markdown(c: dict[str, Any]) -> list[str]:
+    lines = [f"## {c['criterion']} (pairwise: A / B / tie)", "",
+             (f"Human pairwise labels: {c['labels_total']} on {c['units']} of {c['battles']} battles by "
+              f"{len(c['annotators'])} annotator(s); one comparison per human label."), ""]
+    if c.get("note"):
+        return lines + [c["note"], ""]
+    jh, nt = c["judge_vs_human"], c["judge_vs_human_without_ties"]
+    lines += ["| measure, judge vs human | value [95 % CI] | n |", "|---|---|---|",
+              f"| agreement, A / B / tie | {_est(jh['percent'])} | {jh['n']} |",
+              f"| Cohen's κ, A / B / tie | {_est(jh['kappa'])} | {jh['n']} |",
+              f"| Krippendorff's α (nominal), A / B / tie | {_est(c['alpha_judge_vs_human'])} | {jh['n']} |",
+              f"| agreement without ties | {_est(nt['percent'])} | {nt['n']} |",
+              f"| Cohen's κ without ties | {_est(nt['kappa'])} | {nt['n']} |"]
+    if c.get("alpha_humans"):
+        lines.append(f"| Krippendorff's α (nominal), humans | {_est(c['alpha_humans'])} | {c['alpha_humans'].n} |")
+    conf = jh["confusion"]
+    lines += ["", "Confusion, rows judge, columns human:", "", "| judge \\ human | B | tie | A |", "|---|---|---|---|"]
+    lines += [f"| {name} | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(("B", "tie", "A"), conf)]
+    lines.append("")
+    for who, label in (("judge", "judge: first-shown output's score share over both orders"),
+                       ("human", "humans: score share of the output shown as A")):
+        pb = c["position_bias"][who]
+        e = pb.get("first_position_share")
+        if e:
+            sw = pb.get("swap_inconsistency")
+            lines.append(f"- position bias, {label}: {_est(e)} (0.5 = none, n={e.n}, binomial p = "
+                         f"{_f(pb.get('p_value'), 4)})" + (f"; swap inconsistency {_est(sw)} (n={sw.n})" if sw else ""))
+    return lines + [""]
 
 
 def _label_names(cd: CriterionData) -> list[str]:
@@ -312,7 +367,11 @@ class RankingReport:
 
     @property
     def withheld(self) -> dict[str, list[str]]:
-        return {c["criterion"]: c["withheld"] for c in self.criteria if c.get("withheld")}
+        out = {c["criterion"]: c["withheld"] for c in self.criteria if c.get("withheld")}
+        for c in (self.pairwise or {}).get("criteria", []):  # withheld corrected Bradley–Terry strengths too
+            if c.get("withheld"):
+                out.setdefault(f"pairwise:{c['criterion']}", []).append(c["withheld"])
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return _clean({"header": self.header, "force": self.force, "withheld": self.withheld,
@@ -440,9 +499,19 @@ def ranking_report(
     from analysis.pairwise import latest_pairwise_run, pairwise_section
     from stats.ranking import pareto_front, rank_by_influence, rank_ranges
     from storage.errors import InputError
+    from storage.models import JudgeRun
 
+    chosen = session.get(JudgeRun, judge_run_id) if judge_run_id is not None else None
+    if judge_run_id is not None and (chosen is None or chosen.version_id != version_id
+                                     or chosen.rubric_version_id != rubric_version_id):
+        raise InputError(f"judge run {judge_run_id} does not belong to this version and rubric", where="--judge-run",
+                         hint="list them with `ownbench judge-runs list --set … --rubric …`")
+    pairwise_run = chosen.id if chosen is not None and chosen.mode == "pairwise" else None
     pairwise = pairwise_section(session, version_id, rubric_version_id, n_boot=min(n_boot, 2000), seed=seed,
-                                min_labels=gate.min_labels, min_alpha=gate.min_alpha, force=force)
+                                min_labels=gate.min_labels, min_alpha=gate.min_alpha, force=force,
+                                judge_run_id=pairwise_run)
+    if pairwise_run is not None:  # a pairwise run asked for: Bradley–Terry only
+        return _pairwise_only(session, version_id, rubric_version_id, pairwise, force)
     try:
         study = load_study(session, version_id, rubric_version_id, judge_run_id)
     except InputError:
