@@ -50,6 +50,9 @@ def _normalize(criterion: dict[str, Any], value: Any) -> tuple[str, float | None
             level = int(float(text))
         except ValueError:
             raise ValueError(f"label {text!r} is not a level") from None
+        if float(text) != level and int(criterion["min"]) <= float(text) <= int(criterion["max"]):
+            raise ValueError(f"label {text!r} is not a whole level: levels are the whole numbers "
+                             f"{criterion['min']} to {criterion['max']} (one annotator's label, not an average)")
         if float(text) != level or not int(criterion["min"]) <= level <= int(criterion["max"]):
             raise ValueError(f"label {text!r} is not a level from {criterion['min']} to {criterion['max']}")
         return str(level), float(level)

@@ -158,8 +158,11 @@ def _units_with_humans(cd: CriterionData) -> tuple[np.ndarray, np.ndarray]:
 def agreement_report(
     session: Session, version_id: int, rubric_version_id: int, judge_run_id: int | None = None, *,
     n_boot: int = 2000, seed: int = 0, epsilon: float = 0.2, alt_threshold: float = 0.5,
+    alpha_level: str | None = None,
 ) -> AgreementReport:
-    """Judge–human and human–human agreement per criterion, judge-bias diagnostics and the Alt-Test."""
+    """Judge–human and human–human agreement per criterion, judge-bias diagnostics and the Alt-Test.
+    `alpha_level` sets Krippendorff's level of measurement for criteria with a scale (default: nominal for
+    binary, ordinal for ordinal criteria); categorical criteria stay nominal."""
     from stats.agreement import criterion_agreement
     from stats.alt_test import alt_test
     from stats.bias import leniency, self_preference, verbosity
@@ -185,7 +188,9 @@ def agreement_report(
             continue
         judge = cd.judge[rows, cols]
         ratings = {"judge": judge, **{name: arr[rows, cols] for name, arr in sorted(cd.humans.items())}}
-        ca = criterion_agreement(ratings, level=cd.level, labels=cd.domain, judge="judge", n_boot=n_boot, seed=seed)  # type: ignore[arg-type]
+        level = alpha_level if alpha_level and cd.criterion.get("type") in ("binary", "ordinal") else cd.level
+        entry["level"] = level
+        ca = criterion_agreement(ratings, level=level, labels=cd.domain, judge="judge", n_boot=n_boot, seed=seed)  # type: ignore[arg-type]
         entry.update({
             "alpha_judge_vs_human": _d(ca.alpha_judge_vs_human), "alpha_humans": _d(ca.alpha_humans),
             "alpha_with_judge": _d(ca.alpha_with_judge), "fleiss_humans": _d(ca.fleiss_humans),
@@ -290,7 +295,10 @@ def _design(cd: CriterionData, r: int) -> dict[str, Any]:
     return {}  # one equal-probability draw: a simple random sample
 
 
-def calibrate_criterion(study: StudyData, cd: CriterionData, *, force: bool = False) -> _Calibration:
+def calibrate_criterion(study: StudyData, cd: CriterionData, *, force: bool = False,
+                        lam: float | None = None) -> _Calibration:
+    """Per candidate the calibrated mean (power-tuned PPI++ λ by default; `lam` fixes it, λ = 1 being plain
+    PPI as papers report it), the human-only and judge-only means and, for binary criteria, Rogan–Gladen."""
     from stats.calibration import (
         human_only_mean,
         judge_only_mean,
@@ -315,7 +323,7 @@ def calibrate_criterion(study: StudyData, cd: CriterionData, *, force: bool = Fa
         lab = cd.calib[r][pop]
         y = np.where(cd.calib[r], cd.human_mean[r], np.nan)[pop]
         design = _design(cd, r)
-        cal = ppi_mean(yhat, y, lab, clip=clip, **design)
+        cal = ppi_mean(yhat, y, lab, clip=clip, lam=lam, **design)
         hum = human_only_mean(y, lab, clip=clip, **design)
         zz = np.full(n, np.nan)
         zz[pop] = cal.z
@@ -352,7 +360,8 @@ def _gate(study: StudyData, crits: list[str], gate: GateConfig) -> tuple[GateDec
     labels = {c: {cand.name: int(study.criteria[c].calib[r].sum()) for r, cand in enumerate(study.candidates)}
               for c in crits}
     alpha = {c: _alpha_judge_human(study.criteria[c]) for c in crits}
-    return check_gate(labels, alpha, gate), alpha
+    unusable = {c: int(study.criteria[c].outside) for c in crits}
+    return check_gate(labels, alpha, gate, unusable=unusable), alpha
 
 
 # --- ranking ---------------------------------------------------------------------------------------------------
@@ -381,7 +390,7 @@ class RankingReport:
         h = self.header
         out = [f"# Ranking: {h['set']} · rubric {h['rubric']} ({h['rubric_hash'][:8]})", "",
                f"Judge `{h['judge_model']}` (judge run {h['judge_run']}), calibrated against human golden labels "
-               "(prediction-powered, PPI++). Estimates with 95 % intervals; rank = range of ranks compatible with "
+               f"(prediction-powered, {h.get('lambda', 'PPI++')}). Estimates with 95 % intervals; rank = range of ranks compatible with "
                "the intervals; pairwise differences: paired bootstrap over items, Holm-adjusted.", ""]
         for c in self.criteria:
             out += [f"## {c['criterion']} ({c['type']})", ""]
@@ -494,6 +503,7 @@ def _pairwise_only(session: Session, version_id: int, rubric_version_id: int, pa
 def ranking_report(
     session: Session, version_id: int, rubric_version_id: int, *, force: bool = False, gate: GateConfig = GateConfig(),
     judge_run_id: int | None = None, n_boot: int = 10_000, seed: int = 0, estimand: str = "own",
+    lam: float | None = None,
 ) -> RankingReport:
     """Candidates ranked per criterion by calibrated estimate, gated (see `stats.gate`)."""
     from analysis.pairwise import latest_pairwise_run, pairwise_section
@@ -519,6 +529,7 @@ def ranking_report(
             raise
         return _pairwise_only(session, version_id, rubric_version_id, pairwise, force)
     report = RankingReport(_header(session, study), force=force, pairwise=pairwise)
+    report.header["lambda"] = "PPI++, λ power-tuned" if lam is None else f"PPI, λ fixed at {lam:g}"
     numeric = [c for c, cd in study.criteria.items() if cd.criterion.get("type") in ("binary", "ordinal")]
     decision, alpha = _gate(study, numeric, gate)
     for cid, cd in study.criteria.items():
@@ -535,7 +546,7 @@ def ranking_report(
                                                                    f"{UNCALIBRATED!r})" if force else "")
         show_judge = force or decision.judge_shown(cid)
         entry["judge_marked"] = force or bool(entry["withheld"])
-        cal = calibrate_criterion(study, cd, force=force)
+        cal = calibrate_criterion(study, cd, force=force, lam=lam)
         rows = cal.rows
         if entry["withheld"]:
             # no calibrated interval means anything yet; with --force the judge's own numbers, marked
@@ -640,7 +651,7 @@ class CompareReport:
 def compare_report(
     session: Session, version_id: int, rubric_version_id: int, baseline: str, candidate: str, *,
     level: float = 0.05, gate: GateConfig = GateConfig(), judge_run_id: int | None = None,
-    n_boot: int = 10_000, seed: int = 0, force: bool = False,
+    n_boot: int = 10_000, seed: int = 0, force: bool = False, lam: float | None = None,
 ) -> CompareReport:
     """Per criterion the calibrated difference candidate − baseline on the same items (paired bootstrap over
     items of the prediction-powered influence values), its p-value, Holm across criteria; the per-item list of
@@ -697,7 +708,7 @@ def compare_report(
         if entry["withheld"]:
             report.criteria.append(entry)
             continue
-        cal = calibrate_criterion(_restrict(study, [ib, ic]), _restrict_cd(cd, [ib, ic]))
+        cal = calibrate_criterion(_restrict(study, [ib, ic]), _restrict_cd(cd, [ib, ic]), lam=lam)
         z = cal.z
         both = np.isfinite(z[0]) & np.isfinite(z[1])
         boot = bootstrap_item_means(z[:, both], n_boot=n_boot, seed=seed)

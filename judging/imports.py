@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 from sqlmodel import Session, select
 
 from judging.rubric import Rubric, store_rubric
@@ -51,6 +52,7 @@ class ImportSummary:
     unscored: int
     mode: str
     already_imported: bool
+    rounded: int = 0  # ordinal verdicts rounded to the nearest level (--round); each judgment records its value
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -70,6 +72,7 @@ def import_judgments(
     version: EvalSetVersion,
     rubric: Rubric,
     judge_name: str | None = None,
+    round_levels: bool = False,
 ) -> ImportSummary:
     """Validate every row, then store the judgments (all or nothing: the caller's session commits)."""
     p = Path(path)
@@ -90,6 +93,7 @@ def import_judgments(
     errors: list[str] = []
     parsed: list[dict[str, Any]] = []
     seen: dict[tuple, int] = {}
+    orientation: dict[tuple, tuple[int, int]] = {}
     modes: Counter = Counter()
 
     def bad(line: int, reason: str) -> None:
@@ -137,6 +141,7 @@ def import_judgments(
         mode = "pairwise" if cand_b else "pointwise"
         modes[mode] += 1
         raw_verdict = row.get("verdict")
+        rounded_from = None
         reason = _text(row.get("unscored_reason"))
         verdict: str | None
         score: float | None
@@ -156,6 +161,14 @@ def import_judgments(
                 continue
             verdict, score = v, PAIRWISE_SCORES[v]
         else:
+            if round_levels and crit.type == "ordinal":
+                try:
+                    number = float(raw_verdict)  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    number = None
+                if number is not None and not number.is_integer() and crit.min <= number <= crit.max:
+                    # half up, as a person rounds (Python's round() would take 2.5 to 2)
+                    rounded_from, raw_verdict = number, int(np.floor(number + 0.5))
             try:
                 verdict = crit.normalize(raw_verdict)
             except ValueError as exc:
@@ -169,13 +182,16 @@ def import_judgments(
                 bad(line, f"`first` is {row.get('first')!r}: it says which output of a pairwise row was shown "
                           "first, A or B")
                 continue
+        if out_b is not None:
+            # one orientation per pair: a row naming the same two outputs the other way round is turned round
+            swap = {"A": "B", "B": "A"}
+            oriented = orientation.setdefault((judge, crit.id, frozenset((out_a.id, out_b.id))), (out_a.id, out_b.id))
+            if oriented != (out_a.id, out_b.id):
+                out_a, out_b = out_b, out_a
+                verdict = swap.get(verdict or "", verdict)
+                score = PAIRWISE_SCORES[verdict] if verdict is not None else None
+                first = swap.get(first) if first else None
         unit = (judge, crit.id, out_a.id, out_b.id if out_b else None, first)
-        flipped = (judge, crit.id, out_b.id if out_b else None, out_a.id, {"A": "B", "B": "A"}.get(first or ""))
-        if first is not None and flipped in seen:  # the other order written with A and B swapped: align it
-            out_a, out_b = out_b, out_a
-            verdict = {"A": "B", "B": "A"}.get(verdict or "", verdict)
-            score = PAIRWISE_SCORES[verdict] if verdict is not None else None
-            first, unit = flipped[4], flipped
         if unit in seen:
             bad(line, f"the same unit and criterion as line {seen[unit]} (one judgment per unit per judge"
                       + (" and order)" if first else ")"))
@@ -184,7 +200,9 @@ def import_judgments(
         parsed.append({"judge": judge, "item_id": item.id, "output_id": out_a.id,
                        "output_b_id": out_b.id if out_b else None, "criterion_id": crit.id, "verdict": verdict,
                        "score": score, "rationale": _text(row.get("rationale")), "unscored_reason": reason,
-                       "line": line, "mode": mode, "first": first})
+                       "line": line, "mode": mode, "first": first,
+                       **({"details": {"rounded_from": rounded_from}} if mode == "pointwise" and rounded_from is not None
+                          else {})})
     if len(modes) > 1:
         errors.append(f"{p}: mixes pointwise rows ({modes['pointwise']}) and pairwise rows ({modes['pairwise']}); "
                       "import them as two files")
@@ -214,7 +232,8 @@ def import_judgments(
     for j in judges:
         run = JudgeRun(version_id=version.id, rubric_version_id=rubric_row.id, judge_model=j, template_hash=None,  # type: ignore[arg-type]
                        mode=mode, source="imported", source_file=str(p), source_file_hash=digest,
-                       params={"rows": sum(r["judge"] == j for r in parsed)}, status="done", finished_at=utcnow())
+                       params={"rows": sum(r["judge"] == j for r in parsed), "round_levels": round_levels},
+                       status="done", finished_at=utcnow())
         session.add(run)
         runs[j] = run
     session.flush()
@@ -230,7 +249,7 @@ def import_judgments(
     session.flush()
     return ImportSummary({j: run.id for j, run in runs.items()}, len(parsed),  # type: ignore[misc]
                          sum(r["verdict"] is not None for r in parsed), sum(r["verdict"] is None for r in parsed),
-                         mode, False)
+                         mode, False, sum("rounded_from" in r.get("details", {}) for r in parsed))
 
 
 def _merge_orders(parsed: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -238,3 +238,43 @@ def test_paired_difference_interval_covers_the_true_difference(estimand):
         hits += p["difference"].low <= 0.2 <= p["difference"].high
     print(f"{estimand}: coverage {hits / reps:.3f}")
     assert hits / reps >= 0.93
+
+
+# --- options and messages -------------------------------------------------------------------------------------
+
+
+def test_fixed_lambda_one_is_plain_ppi():
+    """λ = 1 without strata: mean of the judge over all units + mean of (human − judge) on the labeled ones
+    (Angelopoulos et al. 2023), and the method says λ was fixed, not tuned."""
+    from stats.calibration import ppi_mean
+
+    rng = np.random.default_rng(3)
+    yhat = (rng.random(400) < 0.6).astype(float)
+    y = np.where(rng.random(400) < 0.85, yhat, 1 - yhat)
+    lab = np.zeros(400, bool)
+    lab[rng.choice(400, 60, replace=False)] = True
+    res = ppi_mean(yhat, y, lab, lam=1.0)
+    assert res.estimate.value == pytest.approx(yhat.mean() + (y[lab] - yhat[lab]).mean(), abs=1e-12)
+    assert "PPI (λ=1.00, fixed)" in res.estimate.method
+    assert "power-tuned" in ppi_mean(yhat, y, lab).estimate.method
+
+
+def test_gate_says_why_existing_labels_do_not_count_and_how_to_declare_them():
+    d = check_gate({"correct": {"a": 0, "b": 0}}, {"correct": 0.8}, GateConfig(min_labels=30),
+                   unusable={"correct": 19008})
+    (reason, *_) = d.withheld["correct"]
+    assert "19008 more human label(s) exist but do not count" in reason
+    assert "--uniform" in reason and "inclusion_prob" in reason and "label 30 more" not in reason
+    plain = check_gate({"correct": {"a": 0}}, {"correct": 0.8}, GateConfig(min_labels=30))
+    assert "label 30 more" in plain.withheld["correct"][0]
+
+
+def test_alt_test_refuses_raters_who_change_from_unit_to_unit():
+    """Three labels per unit, but every unit by different people: no annotator can be held out."""
+    rng = np.random.default_rng(0)
+    n_units = 200
+    humans = np.full((3 * n_units, n_units), np.nan)
+    for u in range(n_units):
+        humans[3 * u:3 * u + 3, u] = rng.integers(0, 2, 3)
+    res = alt_test(humans, rng.integers(0, 2, n_units).astype(float))
+    assert res["passed"] is None and "does not apply" in res["reason"] and "same" in res["reason"]

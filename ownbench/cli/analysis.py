@@ -88,6 +88,7 @@ def agreement_cmd(
     n_boot: int = typer.Option(2000, "--bootstrap", min=100, help="Bootstrap resamples for the intervals."),
     epsilon: float = typer.Option(0.2, "--epsilon", min=0.0, max=1.0, help="Alt-Test ε (cost–benefit margin)."),
     alt_threshold: float = typer.Option(0.5, "--alt-threshold", min=0.0, max=1.0, help="Alt-Test winning-rate threshold."),
+    alpha_level: str | None = typer.Option(None, "--alpha-level", help="Krippendorff's alpha level of measurement for binary and ordinal criteria: nominal, ordinal, interval or ratio (default: nominal for binary, ordinal for ordinal)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     markdown: bool = typer.Option(False, "--markdown", help=MD_HELP),
@@ -96,12 +97,17 @@ def agreement_cmd(
     """Judge–human and human–human agreement per criterion, judge-bias diagnostics and the Alt-Test."""
     from analysis.reports import agreement_report
     from ownbench.cli.common import session
+    from storage.errors import InputError
+
+    if alpha_level is not None and alpha_level not in ("nominal", "ordinal", "interval", "ratio"):
+        raise InputError(f"unknown level {alpha_level!r}", where="--alpha-level",
+                         hint="nominal, ordinal, interval or ratio")
 
     with session() as s:
         vid, rid = _ids(s, set_ref, rubric)
         judge_run = _pick(s, vid, rid, judge_run)
         rep = agreement_report(s, vid, rid, judge_run, n_boot=n_boot, seed=seed, epsilon=epsilon,
-                               alt_threshold=alt_threshold)
+                               alt_threshold=alt_threshold, alpha_level=alpha_level)
     _emit(rep, as_json, markdown, output)
 
 
@@ -115,6 +121,7 @@ def rank_cmd(
     min_alpha: float = typer.Option(0.667, "--min-alpha", help="Judge–human Krippendorff's alpha below which judge-only numbers are hidden."),
     n_boot: int = typer.Option(10_000, "--bootstrap", min=100, help="Paired bootstrap resamples."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    lam: float | None = typer.Option(None, "--lambda", min=0.0, max=1.0, help="Fix the prediction-powered λ (1 = plain PPI, as papers report it; 0 = human labels only); default: power-tuned per candidate (PPI++)."),
     paired_on: str = typer.Option("own", "--paired-on", help="What a paired difference compares when candidates answered different items: own (difference of the shown calibrated means, each over its own items) or shared (mean difference over the items both answered)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     markdown: bool = typer.Option(False, "--markdown", help=MD_HELP),
@@ -133,7 +140,7 @@ def rank_cmd(
         if judge_run is not None:
             _note_pairwise(s, vid, rid, judge_run)
         rep = ranking_report(s, vid, rid, force=force, gate=_gate(min_labels, min_per_candidate, min_alpha),
-                             judge_run_id=judge_run, n_boot=n_boot, seed=seed, estimand=paired_on)
+                             judge_run_id=judge_run, n_boot=n_boot, seed=seed, estimand=paired_on, lam=lam)
     _emit(rep, as_json, markdown, output)
 
 
@@ -150,6 +157,7 @@ def compare_cmd(
     min_alpha: float = typer.Option(0.667, "--min-alpha", help="Judge–human alpha below which judge-only evidence is hidden."),
     n_boot: int = typer.Option(10_000, "--bootstrap", min=100, help="Paired bootstrap resamples."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    lam: float | None = typer.Option(None, "--lambda", min=0.0, max=1.0, help="Fix the prediction-powered λ (1 = plain PPI, as papers report it; 0 = human labels only); default: power-tuned per candidate (PPI++)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     markdown: bool = typer.Option(False, "--markdown", help=MD_HELP),
     output: Path | None = typer.Option(None, "--output", help="Also write the Markdown report to this file."),
@@ -164,7 +172,7 @@ def compare_cmd(
         judge_run = _pick(s, vid, rid, judge_run, "pointwise")
         rep = compare_report(s, vid, rid, baseline, candidate, level=level,
                              gate=_gate(min_labels, min_per_candidate, min_alpha), judge_run_id=judge_run,
-                             n_boot=n_boot, seed=seed, force=force)
+                             n_boot=n_boot, seed=seed, force=force, lam=lam)
     _emit(rep, as_json, markdown, output)
     if rep.regressed:
         raise typer.Exit(1)

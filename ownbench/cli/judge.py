@@ -271,6 +271,7 @@ def judgments_import(
     set_ref: str = typer.Option(..., "--set", help="The version the judgments are about: NAME@VERSION."),
     rubric: str = typer.Option(..., "--rubric", help="The rubric the verdicts follow (file or stored name)."),
     judge_name: Optional[str] = typer.Option(None, "--judge-name", help="The judge's name, for rows without a `judge` field."),
+    round_levels: bool = typer.Option(False, "--round", help="Round fractional ordinal verdicts (e.g. an average of several scores) to the nearest level, half up; each judgment records the value it was rounded from."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Import judgments made elsewhere; every bad row is reported as file:line and nothing is half-written."""
@@ -282,7 +283,8 @@ def judgments_import(
     rub = _rubric(rubric)
     with session() as s:
         version = resolve_version(s, set_ref)
-        summary = import_judgments(s, file, version=version, rubric=rub, judge_name=judge_name)
+        summary = import_judgments(s, file, version=version, rubric=rub, judge_name=judge_name,
+                                   round_levels=round_levels)
     if as_json:
         print_json(summary.to_dict())
         return
@@ -291,7 +293,9 @@ def judgments_import(
         console.print(f"already imported ({runs}); nothing changed", highlight=False)
     else:
         console.print(f"imported {summary.rows} {summary.mode} judgments ({summary.scored} scored, "
-                      f"{summary.unscored} unscored): {runs}", highlight=False)
+                      f"{summary.unscored} unscored): {runs}"
+                      + (f"; {summary.rounded} fractional level(s) rounded to the nearest level (recorded on each)"
+                         if summary.rounded else ""), highlight=False)
 
 
 @judgments_app.command("export")
@@ -360,10 +364,11 @@ def judge_runs_list(
 ) -> None:
     """Judge runs, newest first: set, rubric, judge model, mode, source, judgments (scored/unscored) and date;
     the ids `--judge-run` takes."""
+    from rich.table import Table
+
     from analysis.judge_runs import list_judge_runs
     from analysis.refs import resolve_rubric, resolve_version
     from ownbench.cli.common import console, print_json, session
-    from rich.table import Table
     from storage.errors import InputError
 
     if mode is not None and mode not in ("pointwise", "pairwise"):
