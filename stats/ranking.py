@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stats.estimate import Estimate, percentile_interval, resample_counts
+from stats.estimate import Estimate, percentile_interval, resample_counts, resampled_sums
 
 
 def bootstrap_item_means(z: np.ndarray, *, n_boot: int = 10_000, seed: int = 0, chunk: int = 500) -> np.ndarray:
@@ -265,8 +265,13 @@ def _win_matrices(a: np.ndarray, b: np.ndarray, s: np.ndarray, k: int, w: np.nda
 
 def _bt_with_boot(a, b, s, k, *, n_boot, seed, method) -> list[Estimate]:  # type: ignore[no-untyped-def]
     point = _bt_fit(_win_matrices(a, b, s, k, np.ones((1, a.size)))[0])
-    w = resample_counts(np.random.default_rng(seed), a.size, n_boot).astype(float)
-    boot = _bt_fit(_win_matrices(a, b, s, k, w), iters=200, tol=1e-8)
+    # each resample's win matrix is its battles' multiplicities summed per cell: chunked sums, so the
+    # n_boot × battles resample matrix is never held whole
+    per_battle = np.zeros((a.size, k * k))
+    per_battle[np.arange(a.size), a * k + b] += s
+    per_battle[np.arange(a.size), b * k + a] += 1 - s
+    wins = np.clip(resampled_sums(per_battle, n_boot, seed), 0, None).reshape(n_boot, k, k)
+    boot = _bt_fit(wins, iters=200, tol=1e-8)
     n_per = np.bincount(np.concatenate([a, b]), minlength=k)
     return [percentile_interval(float(point[i]), boot[:, i], int(n_per[i]), method) for i in range(k)]
 
