@@ -118,7 +118,7 @@ def step(url: str, what: str, ids: dict, path: str | None) -> dict:
 
             rep = agreement_report(s, ids["version"], ids["rubric"], ids["judge_run"], n_boot=2000)
             c = rep.criteria[0]
-            result = {"units": c["units"], "alpha_humans": c["alpha_humans"].value}
+            result = {"units": c["units"], "alpha_humans": (c.get("alpha_humans") or {}).get("value")}
         elif what == "rank":
             from analysis.reports import ranking_report
 
@@ -163,7 +163,9 @@ def main() -> None:
     out = []
     for what, ids in (("agreement", agree), ("rank", rank), ("import", agree)):
         proc = subprocess.run([sys.executable, __file__, "--database-url", url, "--step", what, "--ids", json.dumps(ids),
-                               "--file", str(path)], capture_output=True, text=True, check=True)
+                               "--file", str(path)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"[{backend}] {what} failed:\n{proc.stderr}")
         res = json.loads(proc.stdout.strip().splitlines()[-1])
         out.append(res)
         print(f"[{backend}] {json.dumps(res)}", flush=True)
