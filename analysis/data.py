@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
 from storage.errors import InputError
 from storage.models import (
@@ -148,16 +148,20 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
                          "pointwise judge run", where="--judge-run",
                          hint="pairwise runs give Bradley–Terry strengths and position bias in `ownbench rank`")
     crits = criteria_of(rubric)
+    # only the columns analysis needs, as plain tuples: no rationale, no details, no output text (its length is
+    # computed by the database), so a million judgments fit in a few hundred MB
     rows = session.exec(
-        select(Judgment, Output.run_id, Output.text).join(Output, Judgment.output_id == Output.id)
+        select(Judgment.criterion_id, Judgment.output_id, Judgment.item_id, Judgment.status, Judgment.verdict,
+               Judgment.score, Output.run_id, func.coalesce(func.length(Output.text), 0))
+        .join(Output, Judgment.output_id == Output.id)
         .where(Judgment.judge_run_id == judge_run.id).order_by(Judgment.id)  # type: ignore[arg-type]
-    ).all()
+    )
     runs = {r.id: r for r in session.exec(select(Run).where(Run.version_id == version_id))}
-    latest: dict[tuple[str, int], Judgment] = {}
+    latest: dict[tuple[str, int], tuple[str, str | None, float | None]] = {}
     out_meta: dict[int, tuple[int, int, int]] = {}  # output → (run, item, length)
-    for j, run_id, text in rows:
-        latest[(j.criterion_id, j.output_id)] = j
-        out_meta[j.output_id] = (run_id, j.item_id, len(text or ""))
+    for crit_id, output_id, item_id, status, verdict, score, run_id, length in rows:
+        latest[(crit_id, output_id)] = (status, verdict, score)
+        out_meta[output_id] = (run_id, item_id, int(length))
     cand_runs: dict[int, int] = {}
     for run_id, _, _ in out_meta.values():
         cand_runs.setdefault(runs[run_id].candidate_id, run_id)
@@ -166,14 +170,15 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
     order = sorted(cand_runs, key=lambda cid: cands[cid].name)
     infos = []
     for cid in order:
-        outs = list(session.exec(select(Output).where(Output.run_id == cand_runs[cid])))
-        costs = [o.cost_usd for o in outs if o.cost_usd is not None]
-        lat = [o.latency_ms for o in outs if o.latency_ms is not None and not o.error]
+        outs = session.exec(select(Output.cost_usd, Output.latency_ms, Output.error.is_not(None))  # type: ignore[union-attr]
+                            .where(Output.run_id == cand_runs[cid])).all()
+        costs = [c for c, _, _ in outs if c is not None]
+        lat = [ms for _, ms, err in outs if ms is not None and not err]
         infos.append(CandidateInfo(
             cid, cands[cid].name, cands[cid].model, cand_runs[cid],
             cost_per_1k=(sum(costs) / len(outs) * 1000.0) if costs and outs else None,
             latency_p50_ms=_percentile(lat, 50), latency_p95_ms=_percentile(lat, 95),
-            outputs=len(outs), output_errors=sum(1 for o in outs if o.error),
+            outputs=len(outs), output_errors=sum(1 for _, _, err in outs if err),
         ))
     item_ids = sorted({meta[1] for out, meta in out_meta.items() if runs[meta[0]].id == cand_runs[runs[meta[0]].candidate_id]})
     col = {iid: k for k, iid in enumerate(item_ids)}
@@ -186,12 +191,14 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
 
     # labels: latest per annotator × output × criterion
     label_rows = session.exec(
-        select(Label).where(Label.rubric_version_id == rubric_version_id, Label.output_b_id.is_(None))  # type: ignore[union-attr]
+        select(Label.annotator_id, Label.output_id, Label.criterion_id, Label.skipped, Label.verdict, Label.score,
+               Label.golden_unit_id, Label.inclusion_prob)
+        .where(Label.rubric_version_id == rubric_version_id, Label.output_b_id.is_(None))  # type: ignore[union-attr]
         .order_by(Label.id)  # type: ignore[arg-type]
-    ).all()
-    latest_label: dict[tuple[int, int, str], Label] = {}
+    )
+    latest_label: dict[tuple[int, int, str], Any] = {}
     for lab in label_rows:
-        latest_label[(lab.annotator_id, lab.output_id, lab.criterion_id)] = lab
+        latest_label[(lab[0], lab[1], lab[2])] = lab
     names = {a.id: a.name for a in session.exec(select(Annotator))}
     assigned = {(a, u) for a, u in session.exec(select(GoldenAssignment.annotator_id, GoldenAssignment.golden_unit_id))}
     golden = {g.id: g for g in session.exec(
@@ -217,8 +224,8 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
                 continue
             judged[r, c] = True
             length[r, c] = out_meta[out][2]
-            if j.status == "scored":
-                judge[r, c] = code_of(crit, j.verdict, j.score)
+            if j[0] == "scored":
+                judge[r, c] = code_of(crit, j[1], j[2])
             else:
                 unscored[r] += 1
         humans: dict[str, np.ndarray] = {}

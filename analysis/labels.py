@@ -7,6 +7,11 @@ file:line: reason and nothing is written unless every row is good. An import may
 uniform random sample of the set (`uniform=True`), or give each row an `inclusion_prob`; only then do the
 labels count for calibration (otherwise: agreement only).
 
+Pairwise labels (which of two candidates' outputs on one item is better): rows with `item_key` (or `item`),
+`candidate_a`, `candidate_b`, `annotator` and `label` one of `A`, `B` or `tie` (`criterion` optional when the
+rubric has one criterion); the same design declarations apply, and usable pairwise labels correct the
+Bradley–Terry strengths of `ownbench rank`. A column or field outside these is refused, with file and line.
+
 Export: one row per verdict, judge or human, each saying which (`source`: "judge" or "human").
 """
 from __future__ import annotations
@@ -38,6 +43,9 @@ from storage.models import (
 from storage.rowfiles import read_rows
 
 REQUIRED = ("item", "candidate", "criterion", "label", "annotator")
+FIELDS = ("item", "item_key", "candidate", "candidate_a", "candidate_b", "criterion", "label", "annotator",
+          "inclusion_prob", "comment")
+PAIR_LABELS = {"a": ("A", 1.0), "b": ("B", 0.0), "tie": ("tie", 0.5)}
 
 
 def _normalize(criterion: dict[str, Any], value: Any) -> tuple[str, float | None]:
@@ -55,6 +63,9 @@ def _normalize(criterion: dict[str, Any], value: Any) -> tuple[str, float | None
             level = int(float(text))
         except (ValueError, OverflowError):  # "abc", "nan", "inf", "1e400"
             raise ValueError(f"label {text!r} is not a level") from None
+        if float(text) != level and int(criterion["min"]) <= float(text) <= int(criterion["max"]):
+            raise ValueError(f"label {text!r} is not a whole level: levels are the whole numbers "
+                             f"{criterion['min']} to {criterion['max']} (one annotator's label, not an average)")
         if float(text) != level or not int(criterion["min"]) <= level <= int(criterion["max"]):
             raise ValueError(f"label {text!r} is not a level from {criterion['min']} to {criterion['max']}")
         return str(level), float(level)
@@ -90,15 +101,26 @@ def import_labels(
         outputs[(o.run_id, o.item_id)] = o
     problems: list[str] = []
     good: list[dict[str, Any]] = []
-    for line, row in read_rows(p, strip_csv=True):
+    modes: set[str] = set()
+    for line, row in read_rows(p, allowed=FIELDS, named=FIELDS, strip_csv=True):
         where = f"{p.name}:{line}"
         if isinstance(row, str):
             problems.append(f"{where}: {row}")
             continue
+        pairwise = row.get("candidate_b") not in (None, "")
+        row = dict(row)
+        if row.get("item") in (None, ""):
+            row["item"] = row.get("item_key")
+        if row.get("candidate") in (None, ""):
+            row["candidate"] = row.get("candidate_a")
+        if pairwise and row.get("criterion") in (None, "") and len(crits) == 1:
+            row["criterion"] = next(iter(crits))
         missing = [f for f in REQUIRED if row.get(f) in (None, "")]
         if missing:
-            problems.append(f"{where}: missing {', '.join(missing)}")
+            names = {"item": "item_key" if pairwise else "item", "candidate": "candidate_a" if pairwise else "candidate"}
+            problems.append(f"{where}: missing {', '.join(names.get(f, f) for f in missing)}")
             continue
+        modes.add("pairwise" if pairwise else "pointwise")
         crit = crits.get(str(row["criterion"]))
         item = items.get(str(row["item"]))
         run = runs.get(str(row["candidate"]))
@@ -116,11 +138,30 @@ def import_labels(
         if out is None:
             problems.append(f"{where}: candidate {row['candidate']!r} has no output for item {row['item']!r}")
             continue
-        try:
-            verdict, score = _normalize(crit, row["label"])
-        except ValueError as exc:
-            problems.append(f"{where}: criterion {crit['id']!r}: {exc}")
-            continue
+        out_b = None
+        if pairwise:
+            run_b = runs.get(str(row["candidate_b"]))
+            if run_b is None:
+                problems.append(f"{where}: candidate_b {row['candidate_b']!r} has no run on this version")
+                continue
+            if run_b.id == run.id:
+                problems.append(f"{where}: candidate_a and candidate_b are the same")
+                continue
+            out_b = outputs.get((run_b.id, item.id))  # type: ignore[arg-type]
+            if out_b is None:
+                problems.append(f"{where}: candidate_b {row['candidate_b']!r} has no output for item {row['item']!r}")
+                continue
+            pair = PAIR_LABELS.get(str(row["label"]).strip().lower())
+            if pair is None:
+                problems.append(f"{where}: pairwise label {row['label']!r} is not A, B or tie")
+                continue
+            verdict, score = pair
+        else:
+            try:
+                verdict, score = _normalize(crit, row["label"])
+            except ValueError as exc:
+                problems.append(f"{where}: criterion {crit['id']!r}: {exc}")
+                continue
         prob = row.get("inclusion_prob")
         if prob not in (None, ""):
             try:
@@ -146,7 +187,7 @@ def import_labels(
             problems.append(f"{where}: comment contains a NUL character (\\u0000)")
             continue
         good.append({"annotator": annotator, "criterion": crit["id"], "item": item, "output": out,
-                     "verdict": verdict, "score": score, "prob": prob, "comment": row.get("comment") or None})
+                     "output_b": out_b, "verdict": verdict, "score": score, "prob": prob, "comment": row.get("comment") or None})
     if problems:
         shown = "\n  ".join(problems[:30])
         more = f"\n  … and {len(problems) - 30} more" if len(problems) > 30 else ""
@@ -154,6 +195,24 @@ def import_labels(
                          hint="fix the rows and import again")
     if not good:
         raise InputError(f"{p.name} holds no labels", where=p.name)
+    if len(modes) > 1:
+        raise InputError(f"{p.name} mixes pointwise rows (candidate) and pairwise rows (candidate_a, candidate_b)",
+                         where=p.name, hint="import them as two files")
+    if uniform and "pairwise" in modes:
+        # the population of a pairwise unit: every item both candidates of a labeled pair answered
+        run_of = {o.id: run_id for (run_id, _), o in outputs.items()}
+        items_of_run: dict[int, set[int]] = {}
+        for run_id, item_id in outputs:
+            items_of_run.setdefault(run_id, set()).add(item_id)
+        pairs = {tuple(sorted((run_of[g["output"].id], run_of[g["output_b"].id]))) for g in good}
+        population = sum(len(items_of_run[a] & items_of_run[b]) for a, b in pairs)
+        units = {(g["output"].id, g["output_b"].id) for g in good}
+        if any(g["prob"] is not None for g in good):
+            raise InputError("the file gives inclusion_prob per row and is also declared uniform", where="--uniform",
+                             hint="use one or the other")
+        for g in good:
+            g["prob"] = len(units) / max(population, 1)
+        uniform = False
     if uniform:
         if any(g["prob"] is not None for g in good):
             raise InputError("the file gives inclusion_prob per row and is also declared uniform", where="--uniform",
@@ -171,11 +230,12 @@ def import_labels(
             people[name] = get_or_create_annotator(session, name)
         session.add(Label(annotator_id=people[name].id, rubric_version_id=rubric_version_id,  # type: ignore[arg-type]
                           criterion_id=g["criterion"], item_id=g["item"].id, output_id=g["output"].id,
+                          output_b_id=g["output_b"].id if g["output_b"] is not None else None,
                           verdict=g["verdict"], score=g["score"], comment=g["comment"], inclusion_prob=g["prob"],
                           source="imported", source_file=str(p), source_file_hash=digest))
     session.flush()
     return {"labels": len(good), "annotators": len(people), "calibration_usable": sum(g["prob"] is not None for g in good),
-            "file_hash": digest}
+            "mode": next(iter(modes)), "file_hash": digest}
 
 
 def export_rows(session: Session, version_id: int, rubric_version_id: int, judge_run_id: int | None = None, *,
@@ -189,12 +249,16 @@ def export_rows(session: Session, version_id: int, rubric_version_id: int, judge
     out_cand = {o.id: cands[run_cand[o.run_id]] for o in session.exec(
         select(Output).where(Output.run_id.in_(list(run_cand))))}  # type: ignore[union-attr]
     rows: list[dict[str, Any]] = []
-    try:
-        run = latest_judge_run(session, version_id, rubric_version_id) if judge_run_id is None else None
-        jr_id = judge_run_id or (run.id if run else None)
-    except InputError:
-        jr_id = None
-    if jr_id is not None:
+    run_ids: list[int] = []
+    if judge_run_id is not None:
+        run_ids = [judge_run_id]
+    else:  # the latest pointwise and the latest pairwise run, each when there is one
+        for mode in ("pointwise", "pairwise"):
+            try:
+                run_ids.append(latest_judge_run(session, version_id, rubric_version_id, mode).id)  # type: ignore[arg-type]
+            except InputError:
+                pass
+    for jr_id in run_ids:
         latest: dict[tuple, Judgment] = {}
         for j in session.exec(select(Judgment).where(Judgment.judge_run_id == jr_id).order_by(Judgment.id)):  # type: ignore[arg-type]
             latest[(j.criterion_id, j.output_id, j.output_b_id)] = j

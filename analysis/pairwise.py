@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from sqlmodel import Session, select
 
-from storage.models import Candidate, GoldenAssignment, JudgeRun, Judgment, Label, Output, Run
+from storage.models import Annotator, Candidate, GoldenAssignment, JudgeRun, Judgment, Label, Output, Run
 
 POSITION_SCORE = {"1": 1.0, "2": 0.0, "tie": 0.5}
 
@@ -29,6 +29,7 @@ class Battles:
     labeled: np.ndarray  # usable for the correction
     first_ab: np.ndarray  # score of the first-shown output, A shown first (NaN unknown)
     first_ba: np.ndarray  # same with B shown first
+    humans: dict[str, np.ndarray] | None = None  # annotator → A's score by that annotator (NaN unlabeled)
 
 
 def latest_pairwise_run(session: Session, version_id: int, rubric_version_id: int) -> JudgeRun | None:
@@ -55,9 +56,14 @@ def load_battles(session: Session, version_id: int, rubric_version_id: int, judg
         if lab.score is None or lab.skipped:
             continue
         key = (lab.criterion_id, lab.output_id, lab.output_b_id)
-        human.setdefault(key, {})[lab.annotator_id] = float(lab.score)  # type: ignore[index]
+        score = float(lab.score)
+        flipped = (lab.criterion_id, lab.output_b_id, lab.output_id)
+        if key not in latest and flipped in latest:  # labeled with A and B the other way round than judged
+            key, score = flipped, 1.0 - score
+        human.setdefault(key, {})[lab.annotator_id] = score  # type: ignore[index]
         if (lab.golden_unit_id and (lab.annotator_id, lab.golden_unit_id) in assigned) or lab.inclusion_prob:
             usable.add(key)  # type: ignore[arg-type]
+    ann_names = {a.id: a.name for a in session.exec(select(Annotator))}
     cids = sorted({out_cand[o] for (_, o, ob) in latest if o in out_cand and ob in out_cand} |
                   {out_cand[ob] for (_, o, ob) in latest if o in out_cand and ob in out_cand}, key=lambda c: names[c])
     index = {c: i for i, c in enumerate(cids)}
@@ -79,24 +85,33 @@ def load_battles(session: Session, version_id: int, rubric_version_id: int, judg
                          j.score if j.status == "scored" and j.score is not None else np.nan,
                          float(np.mean(list(h.values()))) if h else np.nan, key in usable and bool(h), fa, fb))
         arr = list(zip(*rows)) if rows else [[]] * 7
+        per_ann: dict[str, np.ndarray] = {}
+        for pos, key in enumerate(keys):
+            for ann, score in (human.get(key) or {}).items():
+                name = ann_names.get(ann, str(ann))
+                per_ann.setdefault(name, np.full(len(keys), np.nan))[pos] = score
         out[crit] = Battles(crit, [names[c] for c in cids], np.array(arr[0], int), np.array(arr[1], int),
                             np.array(arr[2], float), np.array(arr[3], float), np.array(arr[4], bool),
-                            np.array(arr[5], float), np.array(arr[6], float))
+                            np.array(arr[5], float), np.array(arr[6], float), per_ann)
     return out
 
 
 def pairwise_section(session: Session, version_id: int, rubric_version_id: int, *, n_boot: int = 2000,
                      seed: int = 0, min_labels: int = 30, min_alpha: float = 0.667,
-                     force: bool = False) -> dict[str, Any] | None:
-    """Bradley–Terry strengths per criterion: judge-only and prediction-powered; None without a pairwise run."""
+                     force: bool = False, judge_run_id: int | None = None) -> dict[str, Any] | None:
+    """Bradley–Terry strengths per criterion: judge-only and prediction-powered; None without a pairwise run.
+    `judge_run_id` picks the pairwise run (default: the latest, and the section says it was picked so)."""
     from stats.agreement import krippendorff_alpha
     from stats.bias import position_bias
     from stats.ranking import bradley_terry, ppi_bradley_terry, rank_ranges
 
-    run = latest_pairwise_run(session, version_id, rubric_version_id)
+    run = (session.get(JudgeRun, judge_run_id) if judge_run_id is not None
+           else latest_pairwise_run(session, version_id, rubric_version_id))
     if run is None:
         return None
-    section: dict[str, Any] = {"judge_run": run.id, "judge_model": run.judge_model, "criteria": []}
+    section: dict[str, Any] = {"judge_run": run.id, "judge_model": run.judge_model,
+                               "judge_run_picked": "given" if judge_run_id is not None else "latest pairwise run",
+                               "criteria": []}
     for crit, bt in load_battles(session, version_id, rubric_version_id, run).items():
         k = len(bt.names)
         scored = np.isfinite(bt.judge)
@@ -135,11 +150,14 @@ def pairwise_section(session: Session, version_id: int, rubric_version_id: int, 
     return section
 
 
-def position_bias_section(session: Session, version_id: int, rubric_version_id: int) -> list[dict[str, Any]]:
-    """Per criterion of the latest pairwise judge run: first-position win share and swap inconsistency."""
+def position_bias_section(session: Session, version_id: int, rubric_version_id: int,
+                          judge_run_id: int | None = None) -> list[dict[str, Any]]:
+    """Per criterion of a pairwise judge run (default: the latest): first-position win share and swap
+    inconsistency."""
     from stats.bias import position_bias
 
-    run = latest_pairwise_run(session, version_id, rubric_version_id)
+    run = (session.get(JudgeRun, judge_run_id) if judge_run_id is not None
+           else latest_pairwise_run(session, version_id, rubric_version_id))
     if run is None:
         return []
     out = []
@@ -149,4 +167,62 @@ def position_bias_section(session: Session, version_id: int, rubric_version_id: 
         if both.any():
             pb.update(position_bias(bt.first_ab[both], bt.first_ba[both]))
         out.append({"criterion": crit, "judge_run": run.id, **pb})
+    return out
+
+
+PAIR_LABELS = [0.0, 1.0, 2.0]  # codes of B wins, tie, A wins (twice A's score: whole numbers for the κ code)
+PAIR_NAMES = ["B", "tie", "A"]
+
+
+def pairwise_agreement(session: Session, version_id: int, rubric_version_id: int, run: JudgeRun, *,
+                       n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+    """Judge–human agreement on a pairwise run, per criterion: one reliability unit per human label (judge
+    verdict, that human's verdict) on A/B/tie, so it measures how well the judge stands in for one human;
+    percent agreement with ties and without (units where neither said tie), Cohen's κ and Krippendorff's α
+    (nominal) on A/B/tie, the confusion matrix; position bias of the judge (first-shown output's score share
+    over both orders) beside the humans' (share for the output they saw as A); human–human α where a battle
+    has two or more human labels."""
+    from stats.agreement import alpha_interval, pair_agreement
+    from stats.bias import position_bias
+
+    out = []
+    for crit, bt in load_battles(session, version_id, rubric_version_id, run).items():
+        humans = bt.humans or {}
+        jcol, hcol, hfirst = [], [], []
+        for arr in humans.values():
+            ok = np.isfinite(arr) & np.isfinite(bt.judge)
+            jcol.append(bt.judge[ok])
+            hcol.append(arr[ok])
+            hfirst.append(arr[np.isfinite(arr)])
+        j = 2 * np.concatenate(jcol) if jcol else np.zeros(0)
+        h = 2 * np.concatenate(hcol) if hcol else np.zeros(0)
+        labeled_units = int(np.isfinite(bt.human).sum())
+        entry: dict[str, Any] = {"criterion": crit, "type": "pairwise", "level": "nominal", "units": labeled_units,
+                                 "battles": int(bt.a.size), "labels_total": int(sum(np.isfinite(a).sum() for a in humans.values())),
+                                 "outside": 0, "annotators": sorted(humans), "label_names": PAIR_NAMES,
+                                 "unscored": int((~np.isfinite(bt.judge)).sum())}
+        if j.size == 0:
+            entry["note"] = "No human pairwise label on a scored battle yet: nothing to compare the judge with."
+            out.append(entry)
+            continue
+        pa = pair_agreement(j, h, PAIR_LABELS, n_boot=n_boot, seed=seed)
+        decisive = (j != 1) & (h != 1)
+        pn = pair_agreement(j[decisive], h[decisive], [0.0, 2.0], n_boot=n_boot, seed=seed)
+        entry["judge_vs_human"] = {"n": pa["n"], "percent": pa["percent"], "kappa": pa["kappa"],
+                                   "confusion": pa["confusion"].tolist()}
+        entry["judge_vs_human_without_ties"] = {"n": pn["n"], "percent": pn["percent"], "kappa": pn["kappa"]}
+        entry["alpha_judge_vs_human"] = alpha_interval(np.stack([j, h]), "nominal", value_domain=PAIR_LABELS,
+                                                       n_boot=n_boot, seed=seed)
+        if len(humans) >= 2:
+            hm = 2 * np.stack(list(humans.values()))
+            if (np.isfinite(hm).sum(axis=0) >= 2).sum() >= 2:
+                entry["alpha_humans"] = alpha_interval(hm, "nominal", value_domain=PAIR_LABELS, n_boot=n_boot,
+                                                       seed=seed)
+        jpb = position_bias(np.concatenate([bt.first_ab, bt.first_ba]), None)
+        both = np.isfinite(bt.first_ab) & np.isfinite(bt.first_ba)
+        if both.any():
+            jpb.update(position_bias(bt.first_ab[both], bt.first_ba[both]))
+        entry["position_bias"] = {"judge": jpb,
+                                  "human": position_bias(np.concatenate(hfirst) if hfirst else np.zeros(0), None)}
+        out.append(entry)
     return out

@@ -95,6 +95,9 @@ class AgreementReport:
                  "", f"Judge: `{h['judge_model']}` (judge run {h['judge_run']}). Intervals are 95 % bootstrap "
                  "intervals over units; n is the number of units both raters labeled.", ""]
         for c in self.criteria:
+            if c.get("type") == "pairwise":
+                lines += _pairwise_agreement_markdown(c)
+                continue
             kind = "check: computed exactly, the judge here is the check itself" if c.get("check") else c["type"]
             lines += [f"## {c['criterion']} ({kind}, {c['level']})", "",
                       f"Human labels: {c['labels_total']} on {c['units']} units by {len(c['annotators'])} "
@@ -166,13 +169,21 @@ def _units_with_humans(cd: CriterionData) -> tuple[np.ndarray, np.ndarray]:
 def agreement_report(
     session: Session, version_id: int, rubric_version_id: int, judge_run_id: int | None = None, *, viewer: Viewer,
     n_boot: int = 2000, seed: int = 0, epsilon: float = 0.2, alt_threshold: float = 0.5,
+    alpha_level: str | None = None,
 ) -> AgreementReport:
-    """Judge–human and human–human agreement per criterion, judge-bias diagnostics and the Alt-Test."""
+    """Judge–human and human–human agreement per criterion, judge-bias diagnostics and the Alt-Test.
+    `alpha_level` sets Krippendorff's level of measurement for criteria with a scale (default: nominal for
+    binary, ordinal for ordinal criteria); categorical criteria stay nominal."""
     viewer.require("review", "agreement")
     from stats.agreement import criterion_agreement
     from stats.alt_test import alt_test
     from stats.bias import leniency, self_preference, verbosity
+    from storage.models import JudgeRun
 
+    run = session.get(JudgeRun, judge_run_id) if judge_run_id is not None else None
+    if run is not None and run.mode == "pairwise" and run.version_id == version_id \
+            and run.rubric_version_id == rubric_version_id:
+        return _pairwise_agreement_report(session, version_id, rubric_version_id, run, n_boot=n_boot, seed=seed)
     study = load_study(session, version_id, rubric_version_id, judge_run_id)
     report = AgreementReport(_header(session, study))
     judge_family = _family(study.judge_run.judge_model)
@@ -190,7 +201,9 @@ def agreement_report(
             continue
         judge = cd.judge[rows, cols]
         ratings = {"judge": judge, **{name: arr[rows, cols] for name, arr in sorted(cd.humans.items())}}
-        ca = criterion_agreement(ratings, level=cd.level, labels=cd.domain, judge="judge", n_boot=n_boot, seed=seed)  # type: ignore[arg-type]
+        level = alpha_level if alpha_level and cd.criterion.get("type") in ("binary", "ordinal") else cd.level
+        entry["level"] = level
+        ca = criterion_agreement(ratings, level=level, labels=cd.domain, judge="judge", n_boot=n_boot, seed=seed)  # type: ignore[arg-type]
         entry.update({
             "alpha_judge_vs_human": _d(ca.alpha_judge_vs_human), "alpha_humans": _d(ca.alpha_humans),
             "alpha_with_judge": _d(ca.alpha_with_judge), "fleiss_humans": _d(ca.fleiss_humans),
@@ -214,6 +227,53 @@ def agreement_report(
 
     report.position_bias = position_bias_section(session, version_id, rubric_version_id)
     return report
+
+
+def _pairwise_agreement_report(session: Session, version_id: int, rubric_version_id: int, run: Any, *,
+                               n_boot: int, seed: int) -> AgreementReport:
+    from analysis.pairwise import pairwise_agreement
+    from evalsets.freeze import version_label
+    from storage.models import EvalSetVersion, RubricVersion
+
+    version = session.get(EvalSetVersion, version_id)
+    rubric = session.get(RubricVersion, rubric_version_id)
+    header = {"set": version_label(session, version) if version else str(version_id),
+              "version_hash": version.content_hash if version else None, "rubric": rubric.name if rubric else "?",
+              "rubric_hash": rubric.content_hash if rubric else "?", "judge_run": run.id,
+              "judge_model": run.judge_model, "mode": "pairwise"}
+    report = AgreementReport(header)
+    report.criteria = pairwise_agreement(session, version_id, rubric_version_id, run, n_boot=n_boot, seed=seed)
+    return report
+
+
+def _pairwise_agreement_markdown(c: dict[str, Any]) -> list[str]:
+    lines = [f"## {c['criterion']} (pairwise: A / B / tie)", "",
+             (f"Human pairwise labels: {c['labels_total']} on {c['units']} of {c['battles']} battles by "
+              f"{len(c['annotators'])} annotator(s); one comparison per human label."), ""]
+    if c.get("note"):
+        return lines + [c["note"], ""]
+    jh, nt = c["judge_vs_human"], c["judge_vs_human_without_ties"]
+    lines += ["| measure, judge vs human | value [95 % CI] | n |", "|---|---|---|",
+              f"| agreement, A / B / tie | {_est(jh['percent'])} | {jh['n']} |",
+              f"| Cohen's κ, A / B / tie | {_est(jh['kappa'])} | {jh['n']} |",
+              f"| Krippendorff's α (nominal), A / B / tie | {_est(c['alpha_judge_vs_human'])} | {jh['n']} |",
+              f"| agreement without ties | {_est(nt['percent'])} | {nt['n']} |",
+              f"| Cohen's κ without ties | {_est(nt['kappa'])} | {nt['n']} |"]
+    if c.get("alpha_humans"):
+        lines.append(f"| Krippendorff's α (nominal), humans | {_est(c['alpha_humans'])} | {c['alpha_humans'].n} |")
+    conf = jh["confusion"]
+    lines += ["", "Confusion, rows judge, columns human:", "", "| judge \\ human | B | tie | A |", "|---|---|---|---|"]
+    lines += [f"| {name} | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(("B", "tie", "A"), conf)]
+    lines.append("")
+    for who, label in (("judge", "judge: first-shown output's score share over both orders"),
+                       ("human", "humans: score share of the output shown as A")):
+        pb = c["position_bias"][who]
+        e = pb.get("first_position_share")
+        if e:
+            sw = pb.get("swap_inconsistency")
+            lines.append(f"- position bias, {label}: {_est(e)} (0.5 = none, n={e.n}, binomial p = "
+                         f"{_f(pb.get('p_value'), 4)})" + (f"; swap inconsistency {_est(sw)} (n={sw.n})" if sw else ""))
+    return lines + [""]
 
 
 def _label_names(cd: CriterionData) -> list[str]:
@@ -248,7 +308,10 @@ def _design(cd: CriterionData, r: int) -> dict[str, Any]:
     return {}  # one equal-probability draw: a simple random sample
 
 
-def calibrate_criterion(study: StudyData, cd: CriterionData, *, force: bool = False) -> _Calibration:
+def calibrate_criterion(study: StudyData, cd: CriterionData, *, force: bool = False,
+                        lam: float | None = None) -> _Calibration:
+    """Per candidate the calibrated mean (power-tuned PPI++ λ by default; `lam` fixes it, λ = 1 being plain
+    PPI as papers report it), the human-only and judge-only means and, for binary criteria, Rogan–Gladen."""
     from stats.calibration import (
         human_only_mean,
         judge_only_mean,
@@ -277,7 +340,7 @@ def calibrate_criterion(study: StudyData, cd: CriterionData, *, force: bool = Fa
         lab = cd.calib[r][pop]
         y = np.where(cd.calib[r], cd.human_mean[r], np.nan)[pop]
         design = _design(cd, r)
-        cal = ppi_mean(yhat, y, lab, clip=clip, **design)
+        cal = ppi_mean(yhat, y, lab, clip=clip, lam=lam, **design)
         hum = human_only_mean(y, lab, clip=clip, **design)
         zz = np.full(n, np.nan)
         zz[pop] = cal.z
@@ -314,7 +377,8 @@ def _gate(study: StudyData, crits: list[str], gate: GateConfig) -> tuple[GateDec
     labels = {c: {cand.name: int(study.criteria[c].calib[r].sum()) for r, cand in enumerate(study.candidates)}
               for c in crits}
     alpha = {c: _alpha_judge_human(study.criteria[c]) for c in crits}
-    return check_gate(labels, alpha, gate), alpha
+    unusable = {c: int(study.criteria[c].outside) for c in crits}
+    return check_gate(labels, alpha, gate, unusable=unusable), alpha
 
 
 # --- ranking ---------------------------------------------------------------------------------------------------
@@ -329,7 +393,11 @@ class RankingReport:
 
     @property
     def withheld(self) -> dict[str, list[str]]:
-        return {c["criterion"]: c["withheld"] for c in self.criteria if c.get("withheld")}
+        out = {c["criterion"]: c["withheld"] for c in self.criteria if c.get("withheld")}
+        for c in (self.pairwise or {}).get("criteria", []):  # withheld corrected Bradley–Terry strengths too
+            if c.get("withheld"):
+                out.setdefault(f"pairwise:{c['criterion']}", []).append(c["withheld"])
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return _clean({"header": self.header, "force": self.force, "withheld": self.withheld,
@@ -339,10 +407,10 @@ class RankingReport:
         h = self.header
         out = [f"# Ranking: {h['set']} · rubric {h['rubric']} ({h['rubric_hash'][:8]})", "",
                f"Judge `{h['judge_model']}` (judge run {h['judge_run']}), calibrated against human golden labels "
-               "(prediction-powered, PPI++). Estimates with 95 % intervals; rank = range of ranks compatible with "
-               "the intervals; pairwise differences: paired bootstrap over items, Holm-adjusted. Where a reviewer "
-               "adjudicated a disagreement, calibration uses the adjudicated label instead of the annotators' mean.",
-               ""]
+               f"(prediction-powered, {h.get('lambda', 'PPI++')}). Estimates with 95 % intervals; rank = range of "
+               "ranks compatible with the intervals; pairwise differences: paired bootstrap over items, Holm-adjusted. "
+               "Where a reviewer adjudicated a disagreement, calibration uses the adjudicated label instead of the "
+               "annotators' mean.", ""]
         for c in self.criteria:
             out += [f"## {c['criterion']} ({'check, exact' if c.get('exact') else c['type']})", ""]
             if c.get("note"):
@@ -383,7 +451,12 @@ class RankingReport:
             out.append("")
             sig = [p for p in c.get("pairs") or [] if p.get("p_holm") is not None and p["p_holm"] < 0.05]
             if c.get("pairs"):
-                out += [f"Significant paired differences (Holm p < 0.05): {len(sig)} of {len(c['pairs'])} pairs.", ""]
+                from stats.ranking import ESTIMANDS
+
+                est = c["pairs"][0].get("estimand", "own")
+                out += [(f"Significant paired differences (Holm p < 0.05): {len(sig)} of {len(c['pairs'])} pairs. "
+                         f"Each difference is the {ESTIMANDS[est]}; its interval and p-value come from the same "
+                         "paired bootstrap over items."), ""]
                 for p in sig:
                     out.append(f"- {p['a']} − {p['b']}: {_est(p['difference'])}, p (Holm) = {_f(p['p_holm'], 4)}")
                 if sig:
@@ -451,15 +524,26 @@ def _pairwise_only(session: Session, version_id: int, rubric_version_id: int, pa
 def ranking_report(
     session: Session, version_id: int, rubric_version_id: int, *, viewer: Viewer, force: bool = False,
     gate: GateConfig = GateConfig(), judge_run_id: int | None = None, n_boot: int = 10_000, seed: int = 0,
+    estimand: str = "own", lam: float | None = None,
 ) -> RankingReport:
     """Candidates ranked per criterion by calibrated estimate, gated (see `stats.gate`)."""
     viewer.require("review", "rankings")
     from analysis.pairwise import latest_pairwise_run, pairwise_section
     from stats.ranking import pareto_front, rank_by_influence, rank_ranges
     from storage.errors import InputError
+    from storage.models import JudgeRun
 
+    chosen = session.get(JudgeRun, judge_run_id) if judge_run_id is not None else None
+    if judge_run_id is not None and (chosen is None or chosen.version_id != version_id
+                                     or chosen.rubric_version_id != rubric_version_id):
+        raise InputError(f"judge run {judge_run_id} does not belong to this version and rubric", where="--judge-run",
+                         hint="list them with `ownbench judge-runs list --set … --rubric …`")
+    pairwise_run = chosen.id if chosen is not None and chosen.mode == "pairwise" else None
     pairwise = pairwise_section(session, version_id, rubric_version_id, n_boot=min(n_boot, 2000), seed=seed,
-                                min_labels=gate.min_labels, min_alpha=gate.min_alpha, force=force)
+                                min_labels=gate.min_labels, min_alpha=gate.min_alpha, force=force,
+                                judge_run_id=pairwise_run)
+    if pairwise_run is not None:  # a pairwise run asked for: Bradley–Terry only
+        return _pairwise_only(session, version_id, rubric_version_id, pairwise, force)
     try:
         study = load_study(session, version_id, rubric_version_id, judge_run_id)
     except InputError:
@@ -467,6 +551,7 @@ def ranking_report(
             raise
         return _pairwise_only(session, version_id, rubric_version_id, pairwise, force)
     report = RankingReport(_header(session, study), force=force, pairwise=pairwise)
+    report.header["lambda"] = "PPI++, λ power-tuned" if lam is None else f"PPI, λ fixed at {lam:g}"
     numeric = [c for c, cd in study.criteria.items() if cd.criterion.get("type") in ("binary", "ordinal")]
     # check criteria are exact: no calibration, so no gate (see analysis/checks.py)
     decision, alpha = _gate(study, [c for c in numeric if not study.criteria[c].criterion.get("check")], gate)
@@ -489,7 +574,7 @@ def ranking_report(
                                                                    f"{UNCALIBRATED!r})" if force else "")
         show_judge = force or decision.judge_shown(cid)
         entry["judge_marked"] = force or bool(entry["withheld"])
-        cal = calibrate_criterion(study, cd, force=force)
+        cal = calibrate_criterion(study, cd, force=force, lam=lam)
         rows = cal.rows
         if entry["withheld"]:
             # no calibrated interval means anything yet; with --force the judge's own numbers, marked
@@ -501,7 +586,7 @@ def ranking_report(
             continue
         names = [c.name for c in study.candidates]
         ranking = rank_by_influence(cal.z, names, n_boot=n_boot, seed=seed, n_labeled=[r["golden"] for r in rows],
-                                    method="calibrated (PPI++)")
+                                    method="calibrated (PPI++)", estimand=estimand)
         quality = np.array([r["calibrated"].value for r in rows])
         cost = np.array([r["cost_per_1k_usd"] if r["cost_per_1k_usd"] is not None else np.nan for r in rows])
         front = pareto_front(quality, cost)
@@ -565,6 +650,10 @@ class CompareReport:
             out.append(f"| {c['criterion']} | {_est(c['baseline'])} | {_est(c['candidate'])} | {_est(c['difference'])} | "
                        f"{_f(c['p_value'], 4)} | {_f(c['p_holm'], 4)} | {c['difference']['n'] if isinstance(c['difference'], dict) else c['difference'].n} | {v} |")
         out.append("")
+        one_sided = max((c.get("items_only_one_answered") or 0 for c in self.criteria), default=0)
+        out += ["Each difference is the mean difference over the items both candidates answered; its interval and "
+                "p-value come from the same paired bootstrap over those items"
+                + (f" ({one_sided} item(s) answered by only one of them are left out)." if one_sided else "."), ""]
         for c in self.criteria:
             for key, label in (("mcnemar_judge", "judge verdicts"), ("mcnemar_human", "human labels")):
                 m = c.get(key)
@@ -590,7 +679,7 @@ class CompareReport:
 def compare_report(
     session: Session, version_id: int, rubric_version_id: int, baseline: str, candidate: str, *, viewer: Viewer,
     level: float = 0.05, gate: GateConfig = GateConfig(), judge_run_id: int | None = None,
-    n_boot: int = 10_000, seed: int = 0, force: bool = False,
+    n_boot: int = 10_000, seed: int = 0, force: bool = False, lam: float | None = None,
 ) -> CompareReport:
     """Per criterion the calibrated difference candidate − baseline on the same items (paired bootstrap over
     items of the prediction-powered influence values), its p-value, Holm across criteria; the per-item list of
@@ -652,7 +741,7 @@ def compare_report(
         if entry["withheld"]:
             report.criteria.append(entry)
             continue
-        cal = calibrate_criterion(_restrict(study, [ib, ic]), _restrict_cd(cd, [ib, ic]))
+        cal = calibrate_criterion(_restrict(study, [ib, ic]), _restrict_cd(cd, [ib, ic]), lam=lam)
         z = cal.z
         both = np.isfinite(z[0]) & np.isfinite(z[1])
         boot = bootstrap_item_means(z[:, both], n_boot=n_boot, seed=seed)
@@ -660,7 +749,10 @@ def compare_report(
         dd = boot[1] - boot[0]
         entry["baseline"] = cal.rows[0]["calibrated"]
         entry["candidate"] = cal.rows[1]["calibrated"]
-        entry["difference"] = percentile_interval(d, dd, int(both.sum()), "candidate − baseline, paired bootstrap")
+        entry["difference"] = percentile_interval(d, dd, int(both.sum()), "candidate − baseline, paired bootstrap; "
+                                                  "mean difference over the items both candidates answered")
+        entry["estimand"] = "shared"
+        entry["items_only_one_answered"] = int((np.isfinite(z[0]) ^ np.isfinite(z[1])).sum())
         entry["p_value"] = bootstrap_p_value(d, dd)
         entry["warnings"] = cal.warnings
         tested.append(entry)

@@ -10,6 +10,9 @@ One row per judgment, JSONL or CSV, with these fields:
     judge       the judge's name (or give --judge-name for the whole file)
     rationale   optional
     unscored_reason  optional: the judge produced no verdict, and why
+    first       pairwise, optional: which output was shown first, A or B. A pair given in both orders (two rows,
+                first A and first B, verdicts about A and B) becomes one judgment whose verdict is the agreed one
+                (a tie when the orders disagree), and the judge's position bias can then be measured
 
 Each row is checked against the version, the candidates' latest runs and the rubric; every bad row is reported
 as file:line: reason and nothing is written unless the whole file is good. One judge run per judge name,
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 from sqlmodel import Session, select
 
 from judging.rubric import Rubric, store_rubric
@@ -32,7 +36,7 @@ from storage.hashing import file_hash
 from storage.models import EvalSetVersion, JudgeRun, Judgment, Output, utcnow
 from storage.rowfiles import read_rows
 
-FIELDS = ("item", "candidate", "candidate_b", "criterion", "verdict", "judge", "rationale", "unscored_reason")
+FIELDS = ("item", "candidate", "candidate_b", "criterion", "verdict", "judge", "rationale", "unscored_reason", "first")
 REQUIRED = ("item", "candidate", "criterion")
 # Provenance columns written by `export_rows`: accepted and ignored, so an export can be imported elsewhere.
 PROVENANCE = ("score", "status", "judge_run", "version_hash", "rubric_hash", "template_hash", "latency_ms",
@@ -48,6 +52,7 @@ class ImportSummary:
     unscored: int
     mode: str
     already_imported: bool
+    rounded: int = 0  # ordinal verdicts rounded to the nearest level (--round); each judgment records its value
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -67,6 +72,7 @@ def import_judgments(
     version: EvalSetVersion,
     rubric: Rubric,
     judge_name: str | None = None,
+    round_levels: bool = False,
 ) -> ImportSummary:
     """Validate every row, then store the judgments (all or nothing: the caller's session commits)."""
     p = Path(path)
@@ -87,6 +93,7 @@ def import_judgments(
     errors: list[str] = []
     parsed: list[dict[str, Any]] = []
     seen: dict[tuple, int] = {}
+    orientation: dict[tuple, tuple[int, int]] = {}
     modes: Counter = Counter()
 
     def bad(line: int, reason: str) -> None:
@@ -141,6 +148,7 @@ def import_judgments(
         mode = "pairwise" if cand_b else "pointwise"
         modes[mode] += 1
         raw_verdict = row.get("verdict")
+        rounded_from = None
         reason = _text(row.get("unscored_reason"))
         verdict: str | None
         score: float | None
@@ -160,21 +168,48 @@ def import_judgments(
                 continue
             verdict, score = v, PAIRWISE_SCORES[v]
         else:
+            if round_levels and crit.type == "ordinal":
+                try:
+                    number = float(raw_verdict)  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    number = None
+                if number is not None and not number.is_integer() and crit.min <= number <= crit.max:
+                    # half up, as a person rounds (Python's round() would take 2.5 to 2)
+                    rounded_from, raw_verdict = number, int(np.floor(number + 0.5))
             try:
                 verdict = crit.normalize(raw_verdict)
             except ValueError as exc:
                 bad(line, f"verdict for {crit.id!r} ({crit.type}): {exc}")
                 continue
             score = crit.score_of(verdict)
-        unit = (judge, crit.id, out_a.id, out_b.id if out_b else None)
+        first = _text(row.get("first"))
+        if first is not None:
+            first = {"a": "A", "b": "B"}.get(first.lower())
+            if mode != "pairwise" or first is None:
+                bad(line, f"`first` is {row.get('first')!r}: it says which output of a pairwise row was shown "
+                          "first, A or B")
+                continue
+        if out_b is not None:
+            # one orientation per pair: a row naming the same two outputs the other way round is turned round
+            swap = {"A": "B", "B": "A"}
+            oriented = orientation.setdefault((judge, crit.id, frozenset((out_a.id, out_b.id))), (out_a.id, out_b.id))
+            if oriented != (out_a.id, out_b.id):
+                out_a, out_b = out_b, out_a
+                verdict = swap.get(verdict or "", verdict)
+                score = PAIRWISE_SCORES[verdict] if verdict is not None else None
+                first = swap.get(first) if first else None
+        unit = (judge, crit.id, out_a.id, out_b.id if out_b else None, first)
         if unit in seen:
-            bad(line, f"the same unit and criterion as line {seen[unit]} (one judgment per unit per judge)")
+            bad(line, f"the same unit and criterion as line {seen[unit]} (one judgment per unit per judge"
+                      + (" and order)" if first else ")"))
             continue
         seen[unit] = line
         parsed.append({"judge": judge, "item_id": item.id, "output_id": out_a.id,
                        "output_b_id": out_b.id if out_b else None, "criterion_id": crit.id, "verdict": verdict,
                        "score": score, "rationale": _text(row.get("rationale")), "unscored_reason": reason,
-                       "line": line, "mode": mode})
+                       "line": line, "mode": mode, "first": first,
+                       **({"details": {"rounded_from": rounded_from}} if mode == "pointwise" and rounded_from is not None
+                          else {})})
     if len(modes) > 1:
         errors.append(f"{p}: mixes pointwise rows ({modes['pointwise']}) and pairwise rows ({modes['pairwise']}); "
                       "import them as two files")
@@ -187,6 +222,8 @@ def import_judgments(
             hint=f"fields: {', '.join(FIELDS)}; verdicts must be valid for the rubric's criteria",
         )
 
+    if modes.get("pairwise"):
+        parsed = _merge_orders(parsed)
     mode = next(iter(modes))
     judges = sorted({r["judge"] for r in parsed})
     existing = {
@@ -202,7 +239,8 @@ def import_judgments(
     for j in judges:
         run = JudgeRun(version_id=version.id, rubric_version_id=rubric_row.id, judge_model=j, template_hash=None,  # type: ignore[arg-type]
                        mode=mode, source="imported", source_file=str(p), source_file_hash=digest,
-                       params={"rows": sum(r["judge"] == j for r in parsed)}, status="done", finished_at=utcnow())
+                       params={"rows": sum(r["judge"] == j for r in parsed), "round_levels": round_levels},
+                       status="done", finished_at=utcnow())
         session.add(run)
         runs[j] = run
     session.flush()
@@ -212,13 +250,54 @@ def import_judgments(
             criterion_id=r["criterion_id"], item_id=r["item_id"], output_id=r["output_id"],
             output_b_id=r["output_b_id"], status="scored" if r["verdict"] is not None else "unscored",
             verdict=r["verdict"], score=r["score"], rationale=r["rationale"], unscored_reason=r["unscored_reason"],
-            details={"imported_from": f"{p.name}:{r['line']}"}, version_hash=version.content_hash,
+            details={"imported_from": f"{p.name}:{r['line']}", **r.get("details", {})}, version_hash=version.content_hash,
             rubric_hash=rubric_row.content_hash, judge_model=r["judge"], template_hash=None,
         ))
     session.flush()
     return ImportSummary({j: run.id for j, run in runs.items()}, len(parsed),  # type: ignore[misc]
                          sum(r["verdict"] is not None for r in parsed), sum(r["verdict"] is None for r in parsed),
-                         mode, False)
+                         mode, False, sum("rounded_from" in r.get("details", {}) for r in parsed))
+
+
+def _merge_orders(parsed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of one pair given in both orders become one judgment, as a judge run of ownbench stores it: the
+    verdict is the agreed one, a tie when the orders disagree, unscored when either order is; `details.orders`
+    keeps each order's verdict about positions so the position bias can be measured."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in parsed:
+        groups.setdefault((r["judge"], r["criterion_id"], r["output_id"], r["output_b_id"]), []).append(r)
+    out = []
+    for rows in groups.values():
+        ordered = [r for r in rows if r["first"] is not None]
+        if not ordered:
+            out.extend(rows)
+            continue
+        orders = []
+        for r in sorted(ordered, key=lambda r: r["first"]):
+            entry: dict[str, Any] = {"first": r["first"], "status": "scored" if r["verdict"] else "unscored"}
+            if r["verdict"]:
+                entry["verdict"] = r["verdict"]
+                # what the judge said about positions: "1" when the output shown first won
+                entry["position_verdict"] = ("tie" if r["verdict"] == "tie" else
+                                             "1" if r["verdict"] == r["first"] else "2")
+            else:
+                entry["unscored_reason"] = r["unscored_reason"]
+            orders.append(entry)
+        merged = dict(ordered[0])
+        merged["line"] = min(r["line"] for r in ordered)
+        merged["details"] = {"orders": orders, "imported_lines": sorted(r["line"] for r in ordered)}
+        if len(orders) == 2 and all(o["status"] == "scored" for o in orders):
+            # as `judging.judge.combine_orders` (not imported: it would load the judge's client libraries)
+            disagreed = orders[0]["verdict"] != orders[1]["verdict"]
+            verdict = "tie" if disagreed else orders[0]["verdict"]
+            merged.update(verdict=verdict, score=PAIRWISE_SCORES[verdict], unscored_reason=None)
+            merged["details"]["disagreement"] = disagreed
+        elif any(o["status"] != "scored" for o in orders):
+            reasons = "; ".join(f"{o['first']} shown first: {o['unscored_reason']}" for o in orders
+                                if o["status"] != "scored")
+            merged.update(verdict=None, score=None, unscored_reason=reasons)
+        out.append(merged)
+    return out
 
 
 def export_rows(session: Session, judge_run_ids: list[int]) -> Iterator[dict[str, Any]]:

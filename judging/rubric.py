@@ -106,6 +106,11 @@ class Criterion(_Strict):
                 number = float(value)
             except (TypeError, ValueError):
                 raise ValueError(f"expected a level from {self.min} to {self.max}, got {value!r}") from None
+            if not number.is_integer() and self.min <= number <= self.max:
+                raise ValueError(f"{value!r} is not a whole level: the levels of this criterion are the whole "
+                                 f"numbers {self.min}..{self.max} (an average of several scores is not a level); "
+                                 "give whole levels, or import with --round to round to the nearest level "
+                                 "(the rounding is recorded on each judgment)")
             if not number.is_integer() or str(int(number)) not in allowed:
                 raise ValueError(f"level {value!r} is outside {self.min}..{self.max}")
             return str(int(number))

@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from stats.estimate import NAN_ESTIMATE, Estimate, percentile_interval, resample_counts
+from stats.estimate import NAN_ESTIMATE, Estimate, percentile_interval, resampled_sums
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 KappaWeights = Literal["linear", "quadratic"] | None
@@ -89,11 +89,10 @@ def pair_agreement(
     cell = ai * k + bi
     conf = np.bincount(cell, minlength=k * k).reshape(k, k)
     out["confusion"] = conf
-    counts = resample_counts(np.random.default_rng(seed), n, n_boot)
-    # each resample's confusion matrix = its unit multiplicities summed per cell (one matrix product)
+    # each resample's confusion matrix = its unit multiplicities summed per cell (matrix products, in chunks)
     onehot = np.zeros((n, k * k))
     onehot[np.arange(n), cell] = 1.0
-    boot_conf = (counts @ onehot).reshape(n_boot, k, k)
+    boot_conf = resampled_sums(onehot, n_boot, seed).reshape(n_boot, k, k)
     agree = float(np.mean(ai == bi))
     boot_agree = np.trace(boot_conf, axis1=1, axis2=2) / n
     out["percent"] = percentile_interval(agree, boot_agree, n, "percent agreement, bootstrap over units")
@@ -146,8 +145,7 @@ def alpha_interval(
         counts[np.nonzero(ok)[0], np.searchsorted(domain, row[ok])] += 1
     m = counts.sum(axis=1)
     unit_o = (counts[:, :, None] * counts[:, None, :] - counts[:, :, None] * np.eye(v)[None]) / (m - 1)[:, None, None]
-    w = resample_counts(np.random.default_rng(seed), u, n_boot).astype(float)
-    o = (w @ unit_o.reshape(u, v * v)).reshape(n_boot, v, v)
+    o = resampled_sums(unit_o.reshape(u, v * v), n_boot, seed).reshape(n_boot, v, v)
     boot = _alpha_from_coincidence(o, domain, level)
     n_pairable = int(m.sum())
     return percentile_interval(value, boot, u, f"Krippendorff's alpha ({level}), bootstrap over {u} units "
@@ -196,9 +194,9 @@ def fleiss_interval(counts: np.ndarray, *, n_boot: int = 2000, seed: int = 0) ->
     value = fleiss_kappa(counts)
     m = counts.sum(axis=1)
     p_i = ((counts**2).sum(axis=1) - m) / (m * (m - 1))
-    w = resample_counts(np.random.default_rng(seed), s, n_boot).astype(float)
-    p_bar = (w @ p_i) / s
-    p_k = (w @ counts) / (w @ m)[:, None]
+    sums = resampled_sums(np.column_stack([p_i, counts, m]), n_boot, seed)
+    p_bar = sums[:, 0] / s
+    p_k = sums[:, 1:-1] / sums[:, -1:]
     pe = (p_k**2).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         boot = (p_bar - pe) / (1 - pe)
@@ -249,14 +247,12 @@ def criterion_agreement(
     res = CriterionAgreement(level=level, labels=labels, n_units=int(len(next(iter(ratings.values()))) if ratings else 0))
     for x in range(len(names)):
         for y in range(x + 1, len(names)):
-            a, b = ratings[names[x]], ratings[names[y]]
-            pa = pair_agreement(a, b, labels, ordinal=ordinal, n_boot=n_boot, seed=seed)
-            kind = "judge-human" if judge in (names[x], names[y]) else "human-human"
-            if kind == "judge-human" and names[y] == judge:  # judge first, always
-                pa = pair_agreement(b, a, labels, ordinal=ordinal, n_boot=n_boot, seed=seed)
-                pa["raters"] = [names[y], names[x]]
-            else:
-                pa["raters"] = [names[x], names[y]]
+            first, second = names[x], names[y]
+            kind = "judge-human" if judge in (first, second) else "human-human"
+            if kind == "judge-human" and second == judge:  # judge first, always
+                first, second = second, first
+            pa = pair_agreement(ratings[first], ratings[second], labels, ordinal=ordinal, n_boot=n_boot, seed=seed)
+            pa["raters"] = [first, second]
             pa["kind"] = kind
             if pa["n"] > 0:
                 res.pairs.append(pa)

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import stats as sps
 
 MIN_HUMANS = 3
+MIN_SHARED = 10  # units an annotator must share with other annotators to take part in the test
 
 
 def alt_test(
@@ -39,6 +40,25 @@ def alt_test(
     if m < MIN_HUMANS:
         return {"passed": None, "reason": f"the Alt-Test needs {MIN_HUMANS} or more humans labeling the same units; "
                                           f"{m} labeled this criterion", "annotators": []}
+    # the test compares the same people with the judge over many units; when each unit's raters are different
+    # people (crowd votes, "rater 1/2/3" slots), no annotator can be held out against the others
+    shared = [int(np.sum(np.isfinite(h[j]) & (np.sum(np.isfinite(np.delete(h, j, axis=0)), axis=0) >= 1)))
+              for j in range(m)]
+    eligible = [j for j in range(m) if shared[j] >= MIN_SHARED]
+    if len(eligible) < MIN_HUMANS:
+        return {"passed": None, "annotators": [],
+                "reason": (f"the Alt-Test does not apply here: it needs the same {MIN_HUMANS} or more annotators to "
+                           f"label the same units, and only {len(eligible)} of the {m} annotators labeled "
+                           f"{MIN_SHARED} or more units together with another annotator (median "
+                           f"{int(np.median(shared))}); label a shared set of units with the same annotators "
+                           "(`ownbench golden select --k 3`)")}
+    if len(eligible) < m:
+        h = h[eligible]
+        names = [names[j] for j in eligible]
+        skipped = m - len(eligible)
+        m = len(eligible)
+    else:
+        skipped = 0
     rows, pvals = [], []
     for j in range(m):
         others = np.delete(h, j, axis=0)
@@ -78,6 +98,8 @@ def alt_test(
     omega = float(rejected.sum() / m)
     rho = float(np.nanmean([r.get("rho_judge", np.nan) for r in rows]))
     notes = []
+    if skipped:
+        notes.append(f"{skipped} annotator(s) with fewer than {MIN_SHARED} units shared with others are left out")
     if any(r.get("few_units") for r in rows):
         notes.append("some annotators labeled fewer than 30 shared units: the t-tests have little power")
     return {"passed": omega >= threshold, "winning_rate": omega, "advantage_probability": rho,

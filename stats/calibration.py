@@ -126,6 +126,7 @@ def ppi_mean(
         return Calibrated(Estimate(float("nan"), float("nan"), float("nan"), n_lab, "no labels"), float("nan"),
                           np.full(n, np.nan), n_lab, ["no human labels"])
     a, b, warnings = _influence_parts(yhat, y, labeled, strata, inclusion_prob)
+    tuned = lam is None
     if lam is None:
         vb = np.var(b)
         lam = float(np.clip(-np.cov(a, b, bias=True)[0, 1] / vb, 0.0, 1.0)) if vb > 0 else 0.0
@@ -137,7 +138,8 @@ def ppi_mean(
     lo, hi = value - q * se, value + q * se
     if clip is not None:
         lo, hi = max(lo, clip[0]), min(hi, clip[1])
-    est = Estimate(value, float(lo), float(hi), n_lab, f"PPI++ (λ={lam:.2f}), {n_lab} labeled of {n}, t interval")
+    name = f"PPI++ (λ={lam:.2f}, power-tuned)" if tuned else f"PPI (λ={lam:.2f}, fixed)"
+    est = Estimate(value, float(lo), float(hi), n_lab, f"{name}, {n_lab} labeled of {n}, t interval")
     return Calibrated(est, lam, z, n_lab, warnings)
 
 

@@ -55,3 +55,20 @@ def resample_counts(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray
     for r in range(n_boot):  # row by row: each count vector stays in cache
         out[r] = np.bincount(idx[r], minlength=n)
     return out
+
+
+def resampled_sums(x: np.ndarray, n_boot: int, seed: int = 0, *, budget: int = 4_000_000) -> np.ndarray:
+    """Bootstrap sums of the rows of `x` (units × p, or a vector): (n_boot, p) totals over n_boot resamples
+    of its units with replacement. Chunked so that at most about `budget` multiplicities exist at once: the
+    resample matrix (n_boot × units) is never held whole, whatever the number of units."""
+    x = np.asarray(x, float)
+    vec = x.ndim == 1
+    x2 = x[:, None] if vec else x
+    n = x2.shape[0]
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(n_boot, budget // max(n, 1)))
+    out = np.empty((n_boot, x2.shape[1]))
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        out[start:start + b] = resample_counts(rng, n, b) @ x2
+    return out[:, 0] if vec else out

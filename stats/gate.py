@@ -31,18 +31,27 @@ class GateDecision:
 
 
 def check_gate(
-    labels: dict[str, dict[str, int]], alpha: dict[str, float | None], config: GateConfig = GateConfig()
+    labels: dict[str, dict[str, int]], alpha: dict[str, float | None], config: GateConfig = GateConfig(),
+    unusable: dict[str, int] | None = None,
 ) -> GateDecision:
     """`labels[criterion][candidate]` = golden labels usable for calibration; `alpha[criterion]` = judge–human
-    Krippendorff's alpha (None/NaN when it cannot be computed). Reasons are in words, with the numbers."""
+    Krippendorff's alpha (None/NaN when it cannot be computed); `unusable[criterion]` = human labels that exist
+    but do not count (no known inclusion probability). Reasons are in words, with the numbers."""
     out = GateDecision()
     for crit, per_cand in labels.items():
         reasons = []
         total = sum(per_cand.values())
         if total < config.min_labels:
+            idle = (unusable or {}).get(crit, 0)
             reasons.append(f"criterion {crit!r} has {total} golden labels usable for calibration; at least "
-                           f"{config.min_labels} are needed before any interval means anything "
-                           f"(label {config.min_labels - total} more)")
+                           f"{config.min_labels} are needed before any interval means anything"
+                           + (f". {idle} more human label(s) exist but do not count: they were imported without a "
+                              "declared design or made outside a golden assignment, so the chance each unit had "
+                              "of being labeled is unknown and no unbiased correction can use them (they still "
+                              "count for agreement). If they are a uniform random sample of the outputs, import the "
+                              "file again with `ownbench labels import FILE --uniform`; if they were drawn with "
+                              "known probabilities, add an inclusion_prob column"
+                              if idle else f" (label {config.min_labels - total} more)"))
         short = sorted((n, c) for c, n in per_cand.items() if n < config.min_per_candidate)
         if short:
             listed = ", ".join(f"{c} ({n})" for n, c in short)

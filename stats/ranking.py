@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stats.estimate import Estimate, percentile_interval, resample_counts
+from stats.estimate import Estimate, percentile_interval, resample_counts, resampled_sums
 
 
 def bootstrap_item_means(z: np.ndarray, *, n_boot: int = 10_000, seed: int = 0, chunk: int = 500) -> np.ndarray:
@@ -22,6 +22,8 @@ def bootstrap_item_means(z: np.ndarray, *, n_boot: int = 10_000, seed: int = 0, 
     ok = np.isfinite(z)
     zt = np.ascontiguousarray(np.where(ok, z, 0.0).T)
     okt = None if ok.all() else np.ascontiguousarray(ok.T.astype(np.float64))
+    # bounded memory: a chunk's multiplicity matrix holds at most ~4 M counts (32 MB) whatever the item count
+    chunk = max(1, min(chunk, 4_000_000 // max(n, 1)))
     starts = list(range(0, n_boot, chunk))
     # one independent stream per chunk, so a chunk's draws do not depend on the chunk size of the others
     seeds = np.random.SeedSequence(seed).spawn(len(starts))
@@ -121,17 +123,76 @@ class Ranking:
     pairs: list[dict] = field(default_factory=list)
 
 
+ESTIMANDS = {
+    "own": "difference of calibrated means, each over its own items",
+    "shared": "mean difference over the items both candidates answered",
+}
+
+
+def paired_differences(
+    z: np.ndarray, pairs: list[tuple[int, int]], *, estimand: str = "own", n_boot: int = 10_000, seed: int = 0,
+    boot: np.ndarray | None = None,
+) -> list[dict]:
+    """Difference a − b for each pair of rows of `z` (candidates × items of influence values, NaN where a
+    candidate has no output), with its 95 % percentile interval and two-sided bootstrap p-value, all three from
+    ONE estimator resampled by item:
+
+    - "own": mean of a over a's items minus mean of b over b's items (the difference of the shown estimates);
+      each resample draws the same items for both, so the pairing is kept where they overlap;
+    - "shared": mean over the items both answered of z_a − z_b.
+
+    With full coverage the two coincide. `boot` (candidates × n_boot from `bootstrap_item_means` with the same
+    seed) is reused for "own" so the shown per-candidate intervals and the pairs share their resamples."""
+    if estimand not in ESTIMANDS:
+        raise ValueError(f"unknown estimand {estimand!r}; one of {', '.join(ESTIMANDS)}")
+    z = np.asarray(z, float)
+    if not pairs:
+        return []
+    ii = np.array([p[0] for p in pairs])
+    jj = np.array([p[1] for p in pairs])
+    ok = np.isfinite(z)
+    both = ok[ii] & ok[jj]
+    n_both = both.sum(axis=1)
+    if estimand == "own":
+        with np.errstate(invalid="ignore"):
+            values = np.nanmean(np.where(ok, z, np.nan), axis=1) if z.size else np.zeros(z.shape[0])
+        diff = values[ii] - values[jj]
+        if boot is None:
+            boot = bootstrap_item_means(z, n_boot=n_boot, seed=seed)
+        draws = boot[ii] - boot[jj]
+        n_used = (ok[ii] | ok[jj]).sum(axis=1)
+        defined = ok[ii].any(axis=1) & ok[jj].any(axis=1)
+    else:
+        dz = np.where(both, z[ii] - z[jj], np.nan)
+        with np.errstate(invalid="ignore"):
+            diff = np.where(n_both > 0, np.where(both, dz, 0.0).sum(axis=1) / np.maximum(n_both, 1), np.nan)
+        draws = bootstrap_item_means(dz, n_boot=n_boot, seed=seed)
+        n_used = n_both
+        defined = n_both > 0
+    out = []
+    method = f"paired bootstrap over items; {ESTIMANDS[estimand]}"
+    for m in range(len(pairs)):
+        d = float(diff[m]) if defined[m] else float("nan")
+        row = draws[m]
+        est = percentile_interval(d, row, int(n_used[m]), method)
+        out.append({"difference": est, "p_value": bootstrap_p_value(d, row) if defined[m] else float("nan"),
+                    "estimand": estimand, "shared_items": int(n_both[m])})
+    return out
+
+
 def rank_by_influence(
     z: np.ndarray, names: list[str], *, n_boot: int = 10_000, seed: int = 0, n_labeled: list[int] | None = None,
-    method: str = "calibrated",
+    method: str = "calibrated", estimand: str = "own",
 ) -> Ranking:
     """Rank candidates from per-item influence values (calibrated or not): estimate = mean over items,
-    interval = paired bootstrap percentile; every pair's difference with a bootstrap interval, a bootstrap
-    p-value and the Holm-adjusted p-value across all pairs; rank ranges from interval overlap."""
+    interval = paired bootstrap percentile; every pair's difference, its bootstrap interval and p-value from
+    the same paired resamples (see `paired_differences` for the estimand), Holm-adjusted across all pairs; rank
+    ranges from interval overlap."""
     z = np.asarray(z, float)
     k = z.shape[0]
     boot = bootstrap_item_means(z, n_boot=n_boot, seed=seed)
-    values = np.nanmean(z, axis=1)
+    with np.errstate(invalid="ignore"):
+        values = np.nanmean(z, axis=1)
     ests = []
     for i in range(k):
         n = n_labeled[i] if n_labeled is not None else int(np.isfinite(z[i]).sum())
@@ -140,23 +201,8 @@ def rank_by_influence(
     high = np.array([e.high for e in ests])
     order = [int(i) for i in np.argsort(-values, kind="stable")]
     pos = [(order[x], order[y]) for x in range(k) for y in range(x + 1, k)]
-    pairs = []
-    if pos:
-        ii = np.array([p[0] for p in pos])
-        jj = np.array([p[1] for p in pos])
-        both = np.isfinite(z[ii]) & np.isfinite(z[jj])
-        diff = np.where(both, z[ii] - z[jj], 0.0).sum(axis=1) / np.maximum(both.sum(axis=1), 1)
-        draws = boot[ii] - boot[jj]  # pairs × n_boot, all at once
-        lo, hi = np.nanquantile(draws, [0.025, 0.975], axis=1)
-        centred = np.abs(draws - np.nanmean(draws, axis=1, keepdims=True))
-        finite = np.isfinite(draws).sum(axis=1)
-        pv = (1 + (centred >= np.abs(diff)[:, None]).sum(axis=1)) / (finite + 1)
-        for m, (i, j) in enumerate(pos):
-            nb = int(both[m].sum())
-            d = float(diff[m]) if nb else float("nan")
-            pairs.append({"a": names[i], "b": names[j],
-                          "difference": Estimate(d, float(lo[m]), float(hi[m]), nb, "paired bootstrap over items"),
-                          "p_value": float(pv[m]) if nb else float("nan")})
+    diffs = paired_differences(z, pos, estimand=estimand, n_boot=n_boot, seed=seed, boot=boot)
+    pairs = [{"a": names[i], "b": names[j], **d} for (i, j), d in zip(pos, diffs)]
     adj = holm(np.array([p["p_value"] for p in pairs])) if pairs else []
     for p, a in zip(pairs, adj):
         p["p_holm"] = float(a)
@@ -219,8 +265,13 @@ def _win_matrices(a: np.ndarray, b: np.ndarray, s: np.ndarray, k: int, w: np.nda
 
 def _bt_with_boot(a, b, s, k, *, n_boot, seed, method) -> list[Estimate]:  # type: ignore[no-untyped-def]
     point = _bt_fit(_win_matrices(a, b, s, k, np.ones((1, a.size)))[0])
-    w = resample_counts(np.random.default_rng(seed), a.size, n_boot).astype(float)
-    boot = _bt_fit(_win_matrices(a, b, s, k, w), iters=200, tol=1e-8)
+    # each resample's win matrix is its battles' multiplicities summed per cell: chunked sums, so the
+    # n_boot × battles resample matrix is never held whole
+    per_battle = np.zeros((a.size, k * k))
+    per_battle[np.arange(a.size), a * k + b] += s
+    per_battle[np.arange(a.size), b * k + a] += 1 - s
+    wins = np.clip(resampled_sums(per_battle, n_boot, seed), 0, None).reshape(n_boot, k, k)
+    boot = _bt_fit(wins, iters=200, tol=1e-8)
     n_per = np.bincount(np.concatenate([a, b]), minlength=k)
     return [percentile_interval(float(point[i]), boot[:, i], int(n_per[i]), method) for i in range(k)]
 

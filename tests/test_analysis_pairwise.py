@@ -134,5 +134,7 @@ def test_pairwise_golden_draw_within_candidate_pairs_feeds_the_correction(sqlite
         with pytest.raises(InputError, match=match), session_scope(sqlite_engine) as s:
             select_golden(s, vid, rid, kwargs.pop("judge_run_id", None), 5, seed=6,
                           **{"mode": "pairwise", **kwargs})
-    with pytest.raises(InputError, match="need a pointwise judge run"), session_scope(sqlite_engine) as s:
-        agreement_report(s, vid, rid, pairwise_run, viewer=CLI, n_boot=50)
+    with session_scope(sqlite_engine) as s:  # agreement on the pairwise run itself: judge vs human on A/B/tie
+        rep = agreement_report(s, vid, rid, pairwise_run, viewer=CLI, n_boot=50)
+    pc = next(c for c in rep.to_dict()["criteria"] if c["criterion"] == "correct")
+    assert pc["type"] == "pairwise" and pc["judge_vs_human"]["n"] == 60 and pc["units"] == 30

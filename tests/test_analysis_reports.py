@@ -297,3 +297,18 @@ def test_compare_flags_a_significant_drop_only(sqlite_engine):
     assert c["difference"]["high"] < 0 and c["p_holm"] < 0.05
     assert drop.regressions and {r["source"] for r in drop.regressions} <= {"human", "judge"}
     assert "Significant regression" in drop.to_markdown()
+
+
+def test_alpha_level_and_plain_ppi_can_be_asked_for(sqlite_engine):
+    (vid, rid, _), _ = seed_study(sqlite_engine, items=80, golden=60)
+    with session_scope(sqlite_engine) as s:
+        default = {c["criterion"]: c for c in agreement_report(s, vid, rid, viewer=CLI, n_boot=100).to_dict()["criteria"]}
+        interval = {c["criterion"]: c for c in
+                    agreement_report(s, vid, rid, viewer=CLI, n_boot=100, alpha_level="interval").to_dict()["criteria"]}
+        tuned = ranking_report(s, vid, rid, viewer=CLI, n_boot=200).to_dict()
+        plain = ranking_report(s, vid, rid, viewer=CLI, n_boot=200, lam=1.0).to_dict()
+    assert default["quality"]["level"] == "ordinal" and interval["quality"]["level"] == "interval"
+    assert interval["quality"]["alpha_humans"]["value"] != default["quality"]["alpha_humans"]["value"]
+    rows = [r for c in plain["criteria"] for r in c.get("rows", [])]
+    assert rows and all(r["lambda"] == 1.0 and "PPI (λ=1.00, fixed)" in r["calibrated"]["method"] for r in rows)
+    assert plain["header"]["lambda"] == "PPI, λ fixed at 1" and tuned["header"]["lambda"] == "PPI++, λ power-tuned"

@@ -130,3 +130,48 @@ def test_export_then_import_round_trips(sqlite_engine, tmp_path: Path) -> None: 
     dst = write_jsonl(tmp_path / "b.jsonl", [{**r, "judge": "judge-b"} for r in exported])
     second = do_import(sqlite_engine, dst, "safety")
     assert second.scored == 2 and not second.already_imported
+
+
+def test_fractional_ordinal_verdict_is_not_a_whole_level_unless_rounded(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with session_scope(engine) as s:
+        seed_version(s, n_items=2)
+    k = keys(engine)
+    path = write_jsonl(tmp_path / "avg.jsonl", [
+        {"item": k[0], "candidate": "gpt-4", "criterion": "helpfulness", "verdict": 4.333},
+        {"item": k[1], "candidate": "gpt-4", "criterion": "helpfulness", "verdict": 2.5},
+    ])
+    with pytest.raises(InputError) as err:
+        do_import(engine, path, judge_name="avg-of-3")
+    assert "avg.jsonl:1" in str(err.value) and "4.333 is not a whole level" in str(err.value)
+    assert "--round" in str(err.value)
+    summary = do_import(engine, path, judge_name="avg-of-3", round_levels=True)
+    assert summary.rounded == 2
+    with Session(engine) as s:
+        rows = list(s.exec(select(Judgment).order_by(Judgment.id)))
+        run = s.exec(select(JudgeRun)).one()
+    assert [(j.verdict, j.details["rounded_from"]) for j in rows] == [("4", 4.333), ("3", 2.5)]
+    assert run.params["round_levels"] is True
+
+
+def test_pairwise_import_merges_both_orders_into_one_judgment(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with session_scope(engine) as s:
+        seed_version(s, n_items=2)
+    k = keys(engine)
+    base = {"candidate": "gpt-4", "candidate_b": "claude-v1", "criterion": "helpfulness", "judge": "j"}
+    path = write_jsonl(tmp_path / "orders.jsonl", [
+        {**base, "item": k[0], "verdict": "A", "first": "A"},
+        {**base, "item": k[0], "verdict": "A", "first": "B"},
+        {**base, "item": k[1], "verdict": "A", "first": "A"},  # first shown wins in both orders: a tie
+        # the other order written with the candidates swapped: B (gpt-4) shown first and preferred
+        {**base, "item": k[1], "candidate": "claude-v1", "candidate_b": "gpt-4", "verdict": "A", "first": "A"},
+    ])
+    summary = do_import(engine, path)
+    assert (summary.rows, summary.mode) == (2, "pairwise")
+    with Session(engine) as s:
+        rows = list(s.exec(select(Judgment).order_by(Judgment.item_id)))
+    assert [j.verdict for j in rows] == ["A", "tie"]
+    assert [o["position_verdict"] for o in rows[0].details["orders"]] == ["1", "2"]
+    assert [o["position_verdict"] for o in rows[1].details["orders"]] == ["1", "1"] and rows[1].details["disagreement"]
+    bad = write_jsonl(tmp_path / "bad_first.jsonl", [{**base, "item": k[0], "verdict": "A", "first": "left"}])
+    with pytest.raises(InputError, match="bad_first.jsonl:1: `first` is 'left'"):
+        do_import(engine, bad)

@@ -146,3 +146,135 @@ def test_alt_test_needs_three_humans_and_separates_good_from_bad_judges():
     b = alt_test(humans, bad)
     assert g["passed"] and g["winning_rate"] >= 0.5
     assert not b["passed"] and b["advantage_probability"] < g["advantage_probability"]
+
+
+# --- paired differences under partial coverage -----------------------------------------------------------------
+
+
+def _minimal_overlap() -> np.ndarray:
+    """Two candidates, both 0.5 over their own items; on the 10 items both answered a scored 0 and b scored 1."""
+    z = np.full((2, 30), np.nan)
+    z[0, :10], z[0, 10:20] = 1.0, 0.0  # a: items 0–19
+    z[1, 10:20], z[1, 20:30] = 1.0, 0.0  # b: items 10–29
+    return z
+
+
+def test_minimal_overlap_difference_lies_in_its_own_interval():
+    r = rank_by_influence(_minimal_overlap(), ["a", "b"], n_boot=4000, seed=0)
+    assert [e.value for e in r.estimates] == pytest.approx([0.5, 0.5])
+    (p,) = r.pairs
+    d = p["difference"]
+    assert p["estimand"] == "own" and d.value == pytest.approx(0.0)
+    assert d.low <= d.value <= d.high
+    assert p["p_value"] > 0.5  # two equal means: nothing significant, not p = 1e-4
+    assert "own items" in d.method
+
+
+def test_shared_estimand_states_itself_and_its_interval_matches():
+    from stats.ranking import paired_differences
+
+    (p,) = paired_differences(_minimal_overlap(), [(0, 1)], estimand="shared", n_boot=2000, seed=0)
+    d = p["difference"]
+    assert d.value == pytest.approx(-1.0) and d.low <= d.value <= d.high and p["shared_items"] == 10
+    assert "both candidates answered" in d.method
+    with pytest.raises(ValueError, match="unknown estimand"):
+        paired_differences(_minimal_overlap(), [(0, 1)], estimand="mean")
+
+
+def test_partial_coverage_difference_inside_interval_for_every_pair():
+    """Three candidates with staggered coverage and different means: every shown difference equals the
+    difference of the shown estimates and lies inside its interval."""
+    rng = np.random.default_rng(4)
+    z = rng.normal([[0.7], [0.5], [0.3]], 0.3, (3, 200))
+    z[0, 150:] = np.nan
+    z[1, :60] = np.nan
+    z[2, rng.random(200) < 0.5] = np.nan
+    r = rank_by_influence(z, ["a", "b", "c"], n_boot=2000, seed=2)
+    vals = {n: e.value for n, e in zip("abc", r.estimates)}
+    for p in r.pairs:
+        d = p["difference"]
+        assert d.value == pytest.approx(vals[p["a"]] - vals[p["b"]])
+        assert d.low <= d.value <= d.high
+
+
+@pytest.mark.parametrize("estimand", ["own", "shared"])
+def test_estimate_inside_interval_over_random_coverage_patterns(estimand):
+    from stats.ranking import paired_differences
+
+    rng = np.random.default_rng(11)
+    checked = 0
+    for _ in range(60):
+        k, n = int(rng.integers(2, 5)), int(rng.integers(20, 120))
+        z = rng.normal(rng.normal(0.5, 0.2, (k, 1)), rng.uniform(0.05, 0.5), (k, n))
+        if rng.random() < 0.5:
+            z = (z > 0.5).astype(float)  # binary verdicts too
+        cover = rng.random((k, n)) < rng.uniform(0.3, 1.0, (k, 1))
+        cover[:, :5] = True  # some overlap everywhere
+        z[~cover] = np.nan
+        pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+        for p in paired_differences(z, pairs, estimand=estimand, n_boot=400, seed=int(rng.integers(1 << 30))):
+            d = p["difference"]
+            assert d.low - 1e-12 <= d.value <= d.high + 1e-12, (estimand, d)
+            assert 0 < p["p_value"] <= 1
+            checked += 1
+    assert checked >= 60
+
+
+@pytest.mark.parametrize("estimand", ["own", "shared"])
+def test_paired_difference_interval_covers_the_true_difference(estimand):
+    """Simulated coverage (seeded, 1,000 replications): items answered at random by each candidate, correlated
+    item difficulty; the 95 % interval of the difference covers the true one at least 93 % of the time."""
+    from stats.ranking import paired_differences
+
+    rng = np.random.default_rng(2024)
+    reps, hits = 1000, 0
+    for _ in range(reps):
+        n = 150
+        item = rng.normal(0, 1, n)
+        z = np.stack([0.2 + item + rng.normal(0, 0.7, n), item + rng.normal(0, 0.7, n)])
+        z[0, rng.random(n) < 0.3] = np.nan
+        z[1, rng.random(n) < 0.4] = np.nan
+        (p,) = paired_differences(z, [(0, 1)], estimand=estimand, n_boot=1000, seed=int(rng.integers(1 << 30)))
+        hits += p["difference"].low <= 0.2 <= p["difference"].high
+    print(f"{estimand}: coverage {hits / reps:.3f}")
+    assert hits / reps >= 0.93
+
+
+# --- options and messages -------------------------------------------------------------------------------------
+
+
+def test_fixed_lambda_one_is_plain_ppi():
+    """λ = 1 without strata: mean of the judge over all units + mean of (human − judge) on the labeled ones
+    (Angelopoulos et al. 2023), and the method says λ was fixed, not tuned."""
+    from stats.calibration import ppi_mean
+
+    rng = np.random.default_rng(3)
+    yhat = (rng.random(400) < 0.6).astype(float)
+    y = np.where(rng.random(400) < 0.85, yhat, 1 - yhat)
+    lab = np.zeros(400, bool)
+    lab[rng.choice(400, 60, replace=False)] = True
+    res = ppi_mean(yhat, y, lab, lam=1.0)
+    assert res.estimate.value == pytest.approx(yhat.mean() + (y[lab] - yhat[lab]).mean(), abs=1e-12)
+    assert "PPI (λ=1.00, fixed)" in res.estimate.method
+    assert "power-tuned" in ppi_mean(yhat, y, lab).estimate.method
+
+
+def test_gate_says_why_existing_labels_do_not_count_and_how_to_declare_them():
+    d = check_gate({"correct": {"a": 0, "b": 0}}, {"correct": 0.8}, GateConfig(min_labels=30),
+                   unusable={"correct": 19008})
+    (reason, *_) = d.withheld["correct"]
+    assert "19008 more human label(s) exist but do not count" in reason
+    assert "--uniform" in reason and "inclusion_prob" in reason and "label 30 more" not in reason
+    plain = check_gate({"correct": {"a": 0}}, {"correct": 0.8}, GateConfig(min_labels=30))
+    assert "label 30 more" in plain.withheld["correct"][0]
+
+
+def test_alt_test_refuses_raters_who_change_from_unit_to_unit():
+    """Three labels per unit, but every unit by different people: no annotator can be held out."""
+    rng = np.random.default_rng(0)
+    n_units = 200
+    humans = np.full((3 * n_units, n_units), np.nan)
+    for u in range(n_units):
+        humans[3 * u:3 * u + 3, u] = rng.integers(0, 2, 3)
+    res = alt_test(humans, rng.integers(0, 2, n_units).astype(float))
+    assert res["passed"] is None and "does not apply" in res["reason"] and "same" in res["reason"]

@@ -198,6 +198,24 @@ def test_runs_page_starts_a_judge_run_in_the_background_and_cancels(sqlite_engin
     assert not any("sentinel" in f.read_text(errors="replace") for f in tmp_path.rglob("*.log"))
 
 
+def test_runs_page_starts_a_pairwise_judge_run(sqlite_engine: Engine, seeded) -> None:  # type: ignore[no-untyped-def]
+    at = page("runs")
+    form_text = {t.label: t for t in at.text_input}
+    form_text["Judge model (LiteLLM string)"].input("openai/loopback-judge")
+    form_text["API base (optional)"].input("http://127.0.0.1:9/v1")  # nothing listens: the job fails, no matter
+    at.radio(key="judge-mode").set_value("pairwise")
+    names = at.multiselect(key="judge-candidates").options
+    at.multiselect(key="judge-candidates").set_value(names[:2])
+    next(b for b in at.button if b.label == "Start judge run").click().run()
+    assert at.success and "Started job" in at.success[0].value
+    with Session(sqlite_engine) as s:
+        job = s.exec(select(Job)).one()
+    argv = job.args["argv"]
+    assert argv[argv.index("--mode") + 1] == "pairwise"
+    assert argv[argv.index("--candidates") + 1] == ",".join(names[:2])
+    _wait_job(sqlite_engine, job.id, ("failed", "done", "cancelled"), timeout=120)
+
+
 def test_agreement_page_draws_golden_and_shows_rationale_only_here(sqlite_engine: Engine, seeded) -> None:  # type: ignore[no-untyped-def]
     at = page("agreement")
     text = all_text(at)

@@ -10,7 +10,8 @@ JSON_HELP = "Print machine-readable JSON instead of text."
 MD_HELP = "Print the report as Markdown."
 SET_HELP = "The frozen version: NAME@VERSION, NAME (latest) or a hash prefix."
 RUBRIC_HELP = "The rubric: a YAML file already used to judge, a stored rubric name, or a hash prefix."
-JUDGE_RUN_HELP = "Judge run id (default: the latest pointwise judge run for this version and rubric)."
+JUDGE_RUN_HELP = ("Judge run id, pointwise or pairwise (default: the latest pointwise judge run for this version "
+                  "and rubric, else the latest pairwise one; `ownbench judge-runs list` shows them).")
 
 golden_app = typer.Typer(help="The golden subset: which outputs humans label (random, with known probabilities).",
                          no_args_is_help=True)
@@ -31,6 +32,30 @@ def _ids(session, set_ref: str, rubric: str) -> tuple[int, int]:  # type: ignore
     version = resolve_version(session, set_ref)
     rv = resolve_rubric(session, rubric)
     return version.id, rv.id  # type: ignore[return-value]
+
+
+def _pick(session, vid: int, rid: int, judge_run: int | None, mode: str | None = None) -> int | None:  # type: ignore[no-untyped-def]
+    """The judge run to use; when it was picked by default, say which on stderr (stdout stays the report)."""
+    from analysis.judge_runs import pick_judge_run
+    from ownbench.cli.common import err_console
+
+    run, note = pick_judge_run(session, vid, rid, judge_run, mode)
+    if note:
+        err_console.print(note, highlight=False, markup=False)
+    return run.id if run is not None else judge_run
+
+
+def _note_pairwise(session, vid: int, rid: int, judge_run: int) -> None:  # type: ignore[no-untyped-def]
+    """A pointwise ranking also shows the latest pairwise run's Bradley–Terry section: say which run that is."""
+    from analysis.judge_runs import pick_judge_run
+    from ownbench.cli.common import err_console
+    from storage.models import JudgeRun
+
+    chosen = session.get(JudgeRun, judge_run)
+    if chosen is not None and chosen.mode == "pointwise":
+        _, note = pick_judge_run(session, vid, rid, None, "pairwise")
+        if note:
+            err_console.print("Bradley–Terry section: " + note, highlight=False, markup=False)
 
 
 def _emit(report, as_json: bool, markdown: bool, output: Path | None) -> None:  # type: ignore[no-untyped-def]
@@ -63,6 +88,7 @@ def agreement_cmd(
     n_boot: int = typer.Option(2000, "--bootstrap", min=100, help="Bootstrap resamples for the intervals."),
     epsilon: float = typer.Option(0.2, "--epsilon", min=0.0, max=1.0, help="Alt-Test ε (cost–benefit margin)."),
     alt_threshold: float = typer.Option(0.5, "--alt-threshold", min=0.0, max=1.0, help="Alt-Test winning-rate threshold."),
+    alpha_level: str | None = typer.Option(None, "--alpha-level", help="Krippendorff's alpha level of measurement for binary and ordinal criteria: nominal, ordinal, interval or ratio (default: nominal for binary, ordinal for ordinal)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     markdown: bool = typer.Option(False, "--markdown", help=MD_HELP),
@@ -72,11 +98,17 @@ def agreement_cmd(
     from analysis.people import CLI
     from analysis.reports import agreement_report
     from ownbench.cli.common import session
+    from storage.errors import InputError
+
+    if alpha_level is not None and alpha_level not in ("nominal", "ordinal", "interval", "ratio"):
+        raise InputError(f"unknown level {alpha_level!r}", where="--alpha-level",
+                         hint="nominal, ordinal, interval or ratio")
 
     with session() as s:
         vid, rid = _ids(s, set_ref, rubric)
+        judge_run = _pick(s, vid, rid, judge_run)
         rep = agreement_report(s, vid, rid, judge_run, viewer=CLI, n_boot=n_boot, seed=seed, epsilon=epsilon,
-                               alt_threshold=alt_threshold)
+                               alt_threshold=alt_threshold, alpha_level=alpha_level)
     _emit(rep, as_json, markdown, output)
 
 
@@ -90,6 +122,8 @@ def rank_cmd(
     min_alpha: float = typer.Option(0.667, "--min-alpha", help="Judge–human Krippendorff's alpha below which judge-only numbers are hidden."),
     n_boot: int = typer.Option(10_000, "--bootstrap", min=100, help="Paired bootstrap resamples."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    lam: float | None = typer.Option(None, "--lambda", min=0.0, max=1.0, help="Fix the prediction-powered λ (1 = plain PPI, as papers report it; 0 = human labels only); default: power-tuned per candidate (PPI++)."),
+    paired_on: str = typer.Option("own", "--paired-on", help="What a paired difference compares when candidates answered different items: own (difference of the shown calibrated means, each over its own items) or shared (mean difference over the items both answered)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     markdown: bool = typer.Option(False, "--markdown", help=MD_HELP),
     output: Path | None = typer.Option(None, "--output", help="Also write the Markdown report to this file."),
@@ -98,11 +132,17 @@ def rank_cmd(
     from analysis.people import CLI
     from analysis.reports import ranking_report
     from ownbench.cli.common import session
+    from storage.errors import InputError
 
+    if paired_on not in ("own", "shared"):
+        raise InputError(f"unknown --paired-on {paired_on!r}", where="--paired-on", hint="use own or shared")
     with session() as s:
         vid, rid = _ids(s, set_ref, rubric)
+        judge_run = _pick(s, vid, rid, judge_run)
+        if judge_run is not None:
+            _note_pairwise(s, vid, rid, judge_run)
         rep = ranking_report(s, vid, rid, viewer=CLI, force=force, gate=_gate(min_labels, min_per_candidate, min_alpha),
-                             judge_run_id=judge_run, n_boot=n_boot, seed=seed)
+                             judge_run_id=judge_run, n_boot=n_boot, seed=seed, estimand=paired_on, lam=lam)
     _emit(rep, as_json, markdown, output)
 
 
@@ -119,6 +159,7 @@ def compare_cmd(
     min_alpha: float = typer.Option(0.667, "--min-alpha", help="Judge–human alpha below which judge-only evidence is hidden."),
     n_boot: int = typer.Option(10_000, "--bootstrap", min=100, help="Paired bootstrap resamples."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    lam: float | None = typer.Option(None, "--lambda", min=0.0, max=1.0, help="Fix the prediction-powered λ (1 = plain PPI, as papers report it; 0 = human labels only); default: power-tuned per candidate (PPI++)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     markdown: bool = typer.Option(False, "--markdown", help=MD_HELP),
     output: Path | None = typer.Option(None, "--output", help="Also write the Markdown report to this file."),
@@ -131,9 +172,10 @@ def compare_cmd(
 
     with session() as s:
         vid, rid = _ids(s, set_ref, rubric)
+        judge_run = _pick(s, vid, rid, judge_run, "pointwise")
         rep = compare_report(s, vid, rid, baseline, candidate, viewer=CLI, level=level,
                              gate=_gate(min_labels, min_per_candidate, min_alpha), judge_run_id=judge_run,
-                             n_boot=n_boot, seed=seed, force=force)
+                             n_boot=n_boot, seed=seed, force=force, lam=lam)
     _emit(rep, as_json, markdown, output)
     if rep.regressed:
         raise typer.Exit(1)
@@ -173,7 +215,7 @@ def golden_select(
 
 @labels_app.command("import")
 def labels_import(
-    path: Path = typer.Argument(..., help="JSONL or CSV: item, candidate, criterion, label, annotator [, inclusion_prob, comment]."),
+    path: Path = typer.Argument(..., help="JSONL or CSV: item, candidate, criterion, label, annotator [, inclusion_prob, comment]; pairwise: item_key, candidate_a, candidate_b, annotator, label (A, B or tie) [, criterion, inclusion_prob, comment]."),
     set_ref: str = typer.Option(..., "--set", help=SET_HELP),
     rubric: str = typer.Option(..., "--rubric", help=RUBRIC_HELP),
     uniform: bool = typer.Option(False, "--uniform", help="Declare the labeled units a uniform random sample of the set (usable for calibration)."),
@@ -190,7 +232,7 @@ def labels_import(
         print_json(res)
     else:
         usable = res["calibration_usable"]
-        console.print(f"imported {res['labels']} label(s) from {res['annotators']} annotator(s); {usable} usable "
+        console.print(f"imported {res['labels']} {res['mode']} label(s) from {res['annotators']} annotator(s); {usable} usable "
                       "for calibration" + ("" if usable else " (declare --uniform or give inclusion_prob to use them)"))
 
 
@@ -204,13 +246,19 @@ def labels_export(
     """Export every judge verdict, human label and adjudicated label; each row's `source` says which."""
     from analysis.labels import export_rows, write_export
     from analysis.people import CLI
-    from ownbench.cli.common import console, session
+    from ownbench.cli.common import console, err_console, session
     from storage.errors import InputError
 
     if path.suffix.lower() not in (".jsonl", ".csv"):
         raise InputError(f"unsupported export format {path.suffix!r}", where=str(path), hint="use .jsonl or .csv")
     with session() as s:
         vid, rid = _ids(s, set_ref, rubric)
+        if judge_run is None:
+            from analysis.judge_runs import pick_judge_run
+
+            notes = [pick_judge_run(s, vid, rid, None, m)[1] for m in ("pointwise", "pairwise")]
+            for note in filter(None, notes):
+                err_console.print(note.replace("using", "exporting", 1), highlight=False, markup=False)
         rows = export_rows(s, vid, rid, judge_run, viewer=CLI)
     n = write_export(rows, path)
     humans = sum(r["source"] == "human" for r in rows)

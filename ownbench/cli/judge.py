@@ -12,12 +12,14 @@ JSON_HELP = "Print machine-readable JSON instead of tables."
 
 rubrics_app = typer.Typer(help="Rubrics: validate files, list stored versions, show one.", no_args_is_help=True)
 judgments_app = typer.Typer(help="Judgments: import verdicts made elsewhere, export stored ones.", no_args_is_help=True)
+judge_runs_app = typer.Typer(help="Judge runs: which exist, for which set, rubric and judge.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.command("judge")(judge_cmd)
     app.add_typer(rubrics_app, name="rubrics")
     app.add_typer(judgments_app, name="judgments")
+    app.add_typer(judge_runs_app, name="judge-runs")
 
 
 def _split(value: Optional[str]) -> list[str] | None:
@@ -321,6 +323,7 @@ def judgments_import(
     set_ref: str = typer.Option(..., "--set", help="The version the judgments are about: NAME@VERSION."),
     rubric: str = typer.Option(..., "--rubric", help="The rubric the verdicts follow (file or stored name)."),
     judge_name: Optional[str] = typer.Option(None, "--judge-name", help="The judge's name, for rows without a `judge` field."),
+    round_levels: bool = typer.Option(False, "--round", help="Round fractional ordinal verdicts (e.g. an average of several scores) to the nearest level, half up; each judgment records the value it was rounded from."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Import judgments made elsewhere; every bad row is reported as file:line and nothing is half-written."""
@@ -332,7 +335,8 @@ def judgments_import(
     rub = _rubric(rubric)
     with session() as s:
         version = resolve_version(s, set_ref)
-        summary = import_judgments(s, file, version=version, rubric=rub, judge_name=judge_name)
+        summary = import_judgments(s, file, version=version, rubric=rub, judge_name=judge_name,
+                                   round_levels=round_levels)
     if as_json:
         print_json(summary.to_dict())
         return
@@ -341,7 +345,9 @@ def judgments_import(
         console.print(f"already imported ({runs}); nothing changed", highlight=False)
     else:
         console.print(f"imported {summary.rows} {summary.mode} judgments ({summary.scored} scored, "
-                      f"{summary.unscored} unscored): {runs}", highlight=False)
+                      f"{summary.unscored} unscored): {runs}"
+                      + (f"; {summary.rounded} fractional level(s) rounded to the nearest level (recorded on each)"
+                         if summary.rounded else ""), highlight=False)
 
 
 @judgments_app.command("export")
@@ -396,3 +402,46 @@ def judgments_export(
             fh.close()
     if out:
         err_console.print(f"wrote {len(rows)} judgments to {out}", highlight=False)
+
+
+# --- judge runs ---------------------------------------------------------------------------------------------
+
+
+@judge_runs_app.command("list")
+def judge_runs_list(
+    set_ref: str | None = typer.Option(None, "--set", help="Only runs on this version: NAME@VERSION, NAME (latest) or a hash prefix."),
+    rubric: str | None = typer.Option(None, "--rubric", help="Only runs against this rubric (file, stored name or hash prefix)."),
+    mode: str | None = typer.Option(None, "--mode", help="Only pointwise or only pairwise runs."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Judge runs, newest first: set, rubric, judge model, mode, source, judgments (scored/unscored) and date;
+    the ids `--judge-run` takes."""
+    from rich.table import Table
+
+    from analysis.judge_runs import list_judge_runs
+    from analysis.refs import resolve_rubric, resolve_version
+    from ownbench.cli.common import console, print_json, session
+    from storage.errors import InputError
+
+    if mode is not None and mode not in ("pointwise", "pairwise"):
+        raise InputError(f"unknown mode {mode!r}", where="--mode", hint="pointwise or pairwise")
+    with session() as s:
+        vid = resolve_version(s, set_ref).id if set_ref else None
+        rid = resolve_rubric(s, rubric).id if rubric else None
+        rows = list_judge_runs(s, vid, rid, mode)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no judge run yet" + (" matching these filters" if set_ref or rubric or mode else "")
+                      + ": run `ownbench judge` or `ownbench judgments import`", highlight=False)
+        return
+    t = Table(title="judge runs (newest first)")
+    for col in ("id", "set", "rubric", "judge", "mode", "source", "status", "judgments", "scored", "unscored",
+                "started"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(str(r["id"]), r["set"], f"{r['rubric']}@{r['rubric_version'][:8]}", r["judge_model"], r["mode"],
+                  r["source"], r["status"], str(r["judgments"]), str(r["scored"]), str(r["unscored"]),
+                  str(r["started_at"])[:19])
+    console.print(t)

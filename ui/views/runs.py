@@ -106,6 +106,12 @@ with start_judge:
                                     help="The NAME of the environment variable or `.streamlit/secrets.toml` "
                                          "entry holding the judge's key; the key itself is never stored.")
             limit = st.number_input("Only the first N items (0 = all)", min_value=0, value=0, step=10)
+            mode = st.radio("Mode", ["rubric's default", "pointwise", "pairwise"], horizontal=True, key="judge-mode",
+                            help="pairwise: the outputs of each pair of candidates on an item, asked in both orders "
+                                 "(Bradley–Terry strengths and position bias)")
+            with Session(eng) as s:
+                judged = [c.name for c in s.exec(select(Candidate).order_by(Candidate.name))]
+            chosen = st.multiselect("Candidates (empty = all with a run)", judged, key="judge-candidates")
             if st.form_submit_button("Start judge run", type="primary"):
                 if not model.strip():
                     st.error("Give a judge model. " + jobs.HOW_TO_CONFIGURE_JUDGE)
@@ -118,6 +124,10 @@ with start_judge:
                         args += ["--api-key-env", key_env.strip()]
                     if limit:
                         args += ["--limit", str(int(limit))]
+                    if mode != "rubric's default":
+                        args += ["--mode", mode]
+                    if chosen:
+                        args += ["--candidates", ",".join(chosen)]
                     job_id = jobs.start(eng, "judge", args, secrets=common.secret_env())
                     st.success(f"Started job {job_id}; it goes on if you close this page.")
 
