@@ -121,6 +121,7 @@ def step(url: str, what: str, ids: dict, path: str | None) -> dict:
             c = rep.criteria[0]
             result = {"units": c["units"], "alpha_humans": (c.get("alpha_humans") or {}).get("value")}
         elif what == "rank":
+            from analysis.people import CLI
             from analysis.reports import ranking_report
 
             rep = ranking_report(s, ids["version"], ids["rubric"], viewer=CLI, judge_run_id=ids["judge_run"], n_boot=10_000)
