@@ -24,7 +24,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from storage.errors import InputError
-from storage.hashing import canonical_json
 from storage.models import (
     EvalSetVersion,
     GoldenAssignment,
@@ -188,8 +187,10 @@ def build_manifest(session: Session, report: str, version_id: int, rubric_versio
 
 
 def _body_digest_json(data: dict[str, Any]) -> str:
-    body = {k: v for k, v in data.items() if k != "manifest"}
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    # as the CLI prints it (anything unusual as its str), so that the digest survives the round trip
+    body = json.dumps({k: v for k, v in data.items() if k != "manifest"}, sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":"), default=str, allow_nan=True)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 def _body_digest_markdown(body: str) -> str:

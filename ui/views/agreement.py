@@ -127,7 +127,7 @@ if data is not None:
         st.code(agreement_md, language="markdown")
     d1, d2 = st.columns(2)
     d1.download_button("Markdown", agreement_md, file_name="agreement.md", mime="text/markdown")
-    d2.download_button("JSON", json.dumps(data, indent=2, ensure_ascii=False), file_name="agreement.json",
+    d2.download_button("JSON", json.dumps(data, indent=2, ensure_ascii=False, default=str), file_name="agreement.json",
                        mime="application/json")
     st.caption("Both files carry a manifest of what they were computed from; `ownbench reports verify FILE` checks "
                "it against the database.")

@@ -142,7 +142,7 @@ if tables:
     csv = pd.concat([df.assign(criterion=k) for k, df in tables.items()]).to_csv(index=False)
     e1.download_button("CSV", csv, file_name="ranking.csv", mime="text/csv")
     e2.download_button("Markdown", markdown, file_name="ranking.md", mime="text/markdown")
-    e3.download_button("JSON", json.dumps(data, indent=2, ensure_ascii=False), file_name="ranking.json",
+    e3.download_button("JSON", json.dumps(data, indent=2, ensure_ascii=False, default=str), file_name="ranking.json",
                        mime="application/json")
     st.caption("The Markdown and JSON files carry a manifest of what they were computed from (version and rubric "
                "hashes, judge run, digests of the judgments and labels); `ownbench reports verify FILE` checks it "
