@@ -14,6 +14,7 @@ import numpy as np
 from sqlmodel import Session
 
 from analysis.data import CriterionData, StudyData, load_study
+from analysis.manifest import attach_json, attach_markdown, build_manifest
 from analysis.people import Viewer
 from stats.estimate import Estimate
 from stats.gate import GateConfig, GateDecision, check_gate
@@ -85,9 +86,11 @@ class AgreementReport:
     header: dict[str, Any]
     criteria: list[dict[str, Any]] = field(default_factory=list)
     position_bias: list[dict[str, Any]] = field(default_factory=list)  # from a pairwise judge run, if any
+    manifest: dict[str, Any] | None = None  # what it was computed from (analysis/manifest.py)
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean({"header": self.header, "criteria": self.criteria, "position_bias": self.position_bias})
+        return attach_json(_clean({"header": self.header, "criteria": self.criteria,
+                                   "position_bias": self.position_bias}), self.manifest)
 
     def to_markdown(self) -> str:
         h = self.header
@@ -156,7 +159,7 @@ class AgreementReport:
                                  f"n={e.n}, binomial p = {_f(pb.get('p_value'), 4)})"
                                  + (f"; swap inconsistency {_est(sw)} (n={sw.n})" if sw else ""))
             lines.append("")
-        return "\n".join(lines).rstrip() + "\n"
+        return attach_markdown("\n".join(lines).rstrip() + "\n", self.manifest)
 
 
 def _units_with_humans(cd: CriterionData) -> tuple[np.ndarray, np.ndarray]:
@@ -226,6 +229,8 @@ def agreement_report(
     from analysis.pairwise import position_bias_section
 
     report.position_bias = position_bias_section(session, version_id, rubric_version_id)
+    report.manifest = build_manifest(session, "agreement", version_id, rubric_version_id,
+                                     [study.judge_run.id, *(pb.get("judge_run") for pb in report.position_bias)])
     return report
 
 
@@ -390,6 +395,7 @@ class RankingReport:
     criteria: list[dict[str, Any]] = field(default_factory=list)
     force: bool = False
     pairwise: dict[str, Any] | None = None  # Bradley–Terry from a pairwise judge run, when there is one
+    manifest: dict[str, Any] | None = None  # what it was computed from (analysis/manifest.py)
 
     @property
     def withheld(self) -> dict[str, list[str]]:
@@ -400,8 +406,8 @@ class RankingReport:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean({"header": self.header, "force": self.force, "withheld": self.withheld,
-                       "criteria": self.criteria, "pairwise": self.pairwise})
+        return attach_json(_clean({"header": self.header, "force": self.force, "withheld": self.withheld,
+                                   "criteria": self.criteria, "pairwise": self.pairwise}), self.manifest)
 
     def to_markdown(self) -> str:
         h = self.header
@@ -464,7 +470,7 @@ class RankingReport:
             for w in c.get("warnings") or []:
                 out.append(f"- note: {w}")
         out += _pairwise_markdown(self.pairwise)
-        return "\n".join(out).rstrip() + "\n"
+        return attach_markdown("\n".join(out).rstrip() + "\n", self.manifest)
 
 
 def _pairwise_markdown(section: dict[str, Any] | None) -> list[str]:
@@ -518,7 +524,9 @@ def _pairwise_only(session: Session, version_id: int, rubric_version_id: int, pa
               "version_hash": version.content_hash if version else None, "rubric": rubric.name if rubric else "?",
               "rubric_hash": rubric.content_hash if rubric else "?", "judge_run": (pairwise or {}).get("judge_run"),
               "judge_model": (pairwise or {}).get("judge_model")}
-    return RankingReport(header, [], force=force, pairwise=pairwise)
+    return RankingReport(header, [], force=force, pairwise=pairwise,
+                         manifest=build_manifest(session, "rank", version_id, rubric_version_id,
+                                                 [(pairwise or {}).get("judge_run")]))
 
 
 def ranking_report(
@@ -608,6 +616,8 @@ def ranking_report(
         entry["pairs"] = ranking.pairs
         entry["warnings"] = cal.warnings
         report.criteria.append(entry)
+    report.manifest = build_manifest(session, "rank", version_id, rubric_version_id,
+                                     [study.judge_run.id, (pairwise or {}).get("judge_run")])
     return report
 
 
@@ -622,6 +632,7 @@ class CompareReport:
     level: float
     criteria: list[dict[str, Any]] = field(default_factory=list)
     regressions: list[dict[str, Any]] = field(default_factory=list)
+    manifest: dict[str, Any] | None = None  # what it was computed from (analysis/manifest.py)
 
     @property
     def regressed(self) -> bool:
@@ -629,9 +640,9 @@ class CompareReport:
         return any(c.get("significant_drop") for c in self.criteria)
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean({"header": self.header, "baseline": self.baseline, "candidate": self.candidate,
-                       "level": self.level, "regressed": self.regressed, "criteria": self.criteria,
-                       "regressions": self.regressions})
+        return attach_json(_clean({"header": self.header, "baseline": self.baseline, "candidate": self.candidate,
+                                   "level": self.level, "regressed": self.regressed, "criteria": self.criteria,
+                                   "regressions": self.regressions}), self.manifest)
 
     def to_markdown(self) -> str:
         h = self.header
@@ -673,7 +684,7 @@ class CompareReport:
                 out.append(f"| {r['item']} | {r['criterion']} | {r['baseline']} | {r['candidate']} | {r['source']} |")
             if len(self.regressions) > 200:
                 out.append(f"\n… and {len(self.regressions) - 200} more (see --json).")
-        return "\n".join(out).rstrip() + "\n"
+        return attach_markdown("\n".join(out).rstrip() + "\n", self.manifest)
 
 
 def compare_report(
@@ -762,6 +773,8 @@ def compare_report(
         e["p_holm"] = float(p)
         e["significant_drop"] = bool(e["difference"].value < 0 and p < level)
         e["significant_gain"] = bool(e["difference"].value > 0 and p < level)
+    report.manifest = build_manifest(session, "compare", version_id, rubric_version_id, [study.judge_run.id],
+                                     {"baseline": baseline, "candidate": candidate})
     return report
 
 

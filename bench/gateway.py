@@ -1,7 +1,8 @@
 """Gateway throughput: N calls to an OpenAI-compatible server with a fixed latency, at several concurrencies.
 
-    .venv/bin/python bench/gateway.py                      # 1,000 calls, 100 ms, concurrency 10, 50, 100
+    .venv/bin/python bench/gateway.py                      # 1,000 calls, 100 ms, concurrency 10, 50, 100, 200
     .venv/bin/python bench/gateway.py --calls 300 --concurrency 50
+    .venv/bin/python bench/gateway.py --clients "ownbench via litellm" litellm.acompletion --concurrency 50 200 --repeat 3
 
 The loopback server (tests/loopback.py) runs in its own process, so its CPU is not counted as the client's.
 Each client × concurrency runs in a fresh process after a short warm-up; the figures are wall time, calls/s,
@@ -15,7 +16,10 @@ per call (process CPU time over the timed window / calls). Clients:
 - ownbench via litellm: `Gateway(direct=False)`, the path every non-OpenAI-compatible provider takes;
 - litellm.acompletion and openai.AsyncOpenAI: the plain libraries, limited by an asyncio.Semaphore.
 
-On a shared machine the numbers move with the load; compare rows of the same invocation.
+After each concurrency the LiteLLM-path ratio is printed: "ownbench via litellm" wall time over plain
+`litellm.acompletion` wall time (1.00 = the same speed; the target is at most 1.10). `--repeat N` runs every
+client N times, alternating, and the ratio uses the medians. On a shared machine the numbers move with the
+load; compare rows of the same invocation.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -134,9 +139,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.1)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50, 100])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50, 100, 200])
     parser.add_argument("--clients", nargs="+", default=CLIENTS, choices=CLIENTS)
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=1, help="Runs per client and concurrency (alternating).")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -158,18 +164,29 @@ def main() -> None:
         print("-" * len(header))
         for conc in args.concurrency:
             ideal = args.calls * args.latency / conc
-            for client in args.clients:
-                proc = subprocess.run(
-                    [sys.executable, __file__, "--worker", client, "--url", url, "--calls", str(args.calls),
-                     "--concurrency", str(conc), "--warmup", str(args.warmup)],
-                    capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                )
-                if proc.returncode != 0:
-                    print(f"{client:<26}{conc:>5}  failed: {proc.stderr.strip().splitlines()[-1:]}")
-                    continue
-                r = json.loads(proc.stdout.strip().splitlines()[-1])
-                print(f"{client:<26}{conc:>5}{r['wall_s']:>9.2f}{args.calls / r['wall_s']:>9.0f}"
-                      f"{ideal / r['wall_s']:>8.2f}{r['cpu_s'] * 1000 / args.calls:>13.2f}{r['ok']:>7}", flush=True)
+            walls: dict[str, list[float]] = {}
+            for rep in range(args.repeat):
+                # alternate the order so that a change in the machine's load does not always favour one client
+                for client in (args.clients if rep % 2 == 0 else args.clients[::-1]):
+                    proc = subprocess.run(
+                        [sys.executable, __file__, "--worker", client, "--url", url, "--calls", str(args.calls),
+                         "--concurrency", str(conc), "--warmup", str(args.warmup)],
+                        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                        check=False,
+                    )
+                    if proc.returncode != 0:
+                        print(f"{client:<26}{conc:>5}  failed: {proc.stderr.strip().splitlines()[-1:]}")
+                        continue
+                    r = json.loads(proc.stdout.strip().splitlines()[-1])
+                    walls.setdefault(client, []).append(r["wall_s"])
+                    print(f"{client:<26}{conc:>5}{r['wall_s']:>9.2f}{args.calls / r['wall_s']:>9.0f}"
+                          f"{ideal / r['wall_s']:>8.2f}{r['cpu_s'] * 1000 / args.calls:>13.2f}{r['ok']:>7}", flush=True)
+            ours, plain = walls.get("ownbench via litellm"), walls.get("litellm.acompletion")
+            if ours and plain:
+                ratio = statistics.median(ours) / statistics.median(plain)
+                print(f"LiteLLM path at concurrency {conc}: ownbench via litellm / litellm.acompletion = {ratio:.2f} "
+                      f"(median wall {statistics.median(ours):.2f} s vs {statistics.median(plain):.2f} s over "
+                      f"{len(ours)} and {len(plain)} runs; load average {os.getloadavg()[0]:.2f})")
             print()
         print(f"load average {os.getloadavg()[0]:.2f} at the end (2 cores shared with other work)")
     finally:

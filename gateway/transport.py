@@ -226,7 +226,8 @@ async def call_litellm(
 ) -> tuple[dict, float | None]:
     litellm = litellm_module()
     kwargs: dict[str, Any] = {**params, **extra}
-    kwargs.update(model=model, messages=messages, timeout=timeout_s, num_retries=0, max_retries=0)
+    # The request's timeout is LiteLLM's; the retries are the gateway's: LiteLLM and the SDK make one attempt.
+    kwargs.update(model=model, messages=messages, timeout=timeout_s, max_retries=0)
     if api_base:
         kwargs["api_base"] = api_base
     if api_key:
@@ -236,7 +237,9 @@ async def call_litellm(
     t0 = time.perf_counter()
     try:
         if not stream:
-            resp = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout_s + 5)
+            # a last-resort deadline on this task, not `wait_for`, which wraps every call in a task of its own
+            async with asyncio.timeout(timeout_s + 5):
+                resp = await litellm.acompletion(**kwargs)
             body = resp.model_dump()
             if not body.get("choices"):
                 raise ProviderError("malformed", "the answer has no choices")
@@ -257,7 +260,8 @@ async def call_litellm(
                     ttft = (time.perf_counter() - t0) * 1000
                 chunks.append(data)
 
-        await asyncio.wait_for(consume(), timeout_s + 5)
+        async with asyncio.timeout(timeout_s + 5):
+            await consume()
         if not chunks:
             raise ProviderError("malformed", "the stream ended without any chunk")
         return assemble_stream(chunks), ttft

@@ -11,6 +11,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
+from storage.append_only import guard
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
@@ -38,6 +40,7 @@ def make_engine(url: str, *, migrate: bool = True) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     if migrate:
         upgrade(engine)
+    guard(engine)
     return engine
 
 

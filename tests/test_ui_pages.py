@@ -261,6 +261,8 @@ def test_agreement_report_and_gated_ranking_after_labels(sqlite_engine: Engine) 
     at = page("agreement")
     text = all_text(at)
     assert "Krippendorff" in text and "Alt-Test" in text
+    assert {"Markdown", "JSON"} <= {b.label for b in at.get("download_button")}
+    assert "reports verify" in text  # the downloads carry a manifest, and the page says how to check it
 
 
 def test_rankings_unlock_once_the_gate_passes(sqlite_engine: Engine) -> None:
@@ -271,7 +273,8 @@ def test_rankings_unlock_once_the_gate_passes(sqlite_engine: Engine) -> None:
     assert "Calibrated estimates" in text, text[:3000]
     assert "cand-secret-alpha" in text and "calibrated [95 % CI]" in text
     assert at.get("arrow_vega_lite_chart") or "vega" in text.lower()
-    assert any(b.label == "CSV" for b in at.get("download_button"))
+    assert {"CSV", "Markdown", "JSON"} <= {b.label for b in at.get("download_button")}
+    assert "reports verify" in text
 
 
 def test_agreement_page_draws_pairwise_units_from_a_pairwise_run(sqlite_engine: Engine) -> None:

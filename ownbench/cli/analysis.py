@@ -16,6 +16,8 @@ JUDGE_RUN_HELP = ("Judge run id, pointwise or pairwise (default: the latest poin
 golden_app = typer.Typer(help="The golden subset: which outputs humans label (random, with known probabilities).",
                          no_args_is_help=True)
 labels_app = typer.Typer(help="Human labels in and out (every exported row says human or judge).", no_args_is_help=True)
+reports_app = typer.Typer(help="Check a written report against the database it was computed from.",
+                          no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +26,7 @@ def register(app: typer.Typer) -> None:
     app.command("compare")(compare_cmd)
     app.add_typer(golden_app, name="golden")
     app.add_typer(labels_app, name="labels")
+    app.add_typer(reports_app, name="reports")
 
 
 def _ids(session, set_ref: str, rubric: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
@@ -70,7 +73,11 @@ def _emit(report, as_json: bool, markdown: bool, output: Path | None) -> None:  
     elif console.is_terminal and console.width >= 140:
         from rich.markdown import Markdown
 
-        console.print(Markdown(report.to_markdown()))
+        from analysis.manifest import MARKDOWN_HEADING
+
+        console.print(Markdown(report.to_markdown().split(f"\n{MARKDOWN_HEADING}\n", 1)[0]))
+        console.print("[dim]The manifest (what this report was computed from) is written with --output, --markdown "
+                      "and --json; check such a file with `ownbench reports verify FILE`.[/]")
     else:  # narrow terminals and pipes: the Markdown text itself reads fine and keeps every digit
         typer.echo(report.to_markdown(), nl=False)
 
@@ -265,3 +272,49 @@ def labels_export(
     adjudicated = sum(r["source"] == "adjudicated" for r in rows)
     console.print(f"wrote {n} row(s) to {path}: {n - humans - adjudicated} judge, {humans} human, "
                   f"{adjudicated} adjudicated")
+
+
+@reports_app.command("verify")
+def reports_verify(
+    report: Path = typer.Argument(..., help="A report written by agreement, rank or compare (--output, --markdown, "
+                                            "--json) or downloaded from the app."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Recompute the report's manifest from the database and say what changed: exit 0 when nothing did, 1 when
+    something did, 2 when the file is not a report with a manifest."""
+    from analysis.manifest import read_report, verify_manifest
+    from ownbench.cli.common import console, print_json, session
+    from storage.errors import InputError
+
+    try:
+        text = report.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("no such file", where=str(report), hint="pass the path of a written report") from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a report file", where=str(report)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(report),
+                         hint="pass a Markdown or JSON report written by ownbench") from None
+    manifest, body_digest = read_report(text, str(report))
+    with session() as s:
+        findings = verify_manifest(s, manifest, body_digest)
+    changed = [f for f in findings if f.changed]
+    if as_json:
+        print_json({"report": str(report), "kind": manifest.get("report"), "changed": bool(changed),
+                    "findings": [f.to_dict() for f in findings]})
+    else:
+        from rich.markup import escape
+
+        console.print(f"{escape(str(report))}: {manifest.get('report')} report made "
+                      f"{manifest.get('created_at')} by ownbench {manifest.get('software', {}).get('ownbench')}")
+        for f in findings:
+            mark = "[bold red]CHANGED[/]" if f.changed else "[green]ok[/]"
+            console.print(f"  {mark} {escape(f.what)}: {escape(f.detail)}", highlight=False)
+        if any(f.what != "report text" for f in changed):
+            console.print("[bold red]changed: the database no longer holds what this report was computed from[/]")
+        elif changed:
+            console.print("[bold red]changed: the report's text was edited; the database is as it was[/]")
+        else:
+            console.print("unchanged: the database still holds exactly what this report was computed from")
+    if changed:
+        raise typer.Exit(1)

@@ -3,6 +3,8 @@ diagnostics, Alt-Test, and the disagreement browser (the only place where the ju
 after the humans have labeled)."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 from sqlalchemy import func
@@ -121,8 +123,15 @@ except InputError as exc:
 if data is not None:
     st.subheader("Judge–human agreement")
     report_view.show_agreement(data)
+    agreement_md = report.to_markdown()
     with st.expander("As Markdown (the same text as `ownbench agreement --markdown`)"):
-        st.code(report.to_markdown(), language="markdown")
+        st.code(agreement_md, language="markdown")
+    d1, d2 = st.columns(2)
+    d1.download_button("Markdown", agreement_md, file_name="agreement.md", mime="text/markdown")
+    d2.download_button("JSON", json.dumps(data, indent=2, ensure_ascii=False, default=str), file_name="agreement.json",
+                       mime="application/json")
+    st.caption("Both files carry a manifest of what they were computed from; `ownbench reports verify FILE` checks "
+               "it against the database.")
 
 # --- disagreements ----------------------------------------------------------------------------------------------
 st.subheader("Where the judge and the humans differ")

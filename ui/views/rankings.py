@@ -2,6 +2,7 @@
 pairwise significance, cost and latency, the quality–cost Pareto chart and the baseline-vs-candidate view."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import altair as alt
@@ -10,6 +11,7 @@ import streamlit as st
 from sqlmodel import Session
 
 from analysis import reports
+from analysis.manifest import MARKDOWN_HEADING
 from analysis.people import Viewer
 from storage.errors import InputError
 from ui import common, queries
@@ -131,12 +133,19 @@ if tables:
             cmp_md = cmp.to_markdown()
             (st.error if cmp.regressed else st.success)(
                 "Significant regression" if cmp.regressed else "No significant regression")
-            st.markdown(cmp_md.split("\n", 2)[-1])
+            st.markdown(cmp_md.split("\n", 2)[-1].split(f"\n{MARKDOWN_HEADING}\n", 1)[0])
+            st.download_button("Compare report (Markdown, with its manifest)", cmp_md,
+                               file_name=f"compare-{base_name}-{cand_name}.md", mime="text/markdown")
         except InputError as exc:
             common.show_input_error(exc)
 
     st.subheader("Export")
-    e1, e2 = st.columns(2)
+    e1, e2, e3 = st.columns(3)
     csv = pd.concat([df.assign(criterion=k) for k, df in tables.items()]).to_csv(index=False)
     e1.download_button("CSV", csv, file_name="ranking.csv", mime="text/csv")
     e2.download_button("Markdown", markdown, file_name="ranking.md", mime="text/markdown")
+    e3.download_button("JSON", json.dumps(data, indent=2, ensure_ascii=False, default=str), file_name="ranking.json",
+                       mime="application/json")
+    st.caption("The Markdown and JSON files carry a manifest of what they were computed from (version and rubric "
+               "hashes, judge run, digests of the judgments and labels); `ownbench reports verify FILE` checks it "
+               "against the database. The CSV holds the table only.")
