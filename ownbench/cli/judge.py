@@ -28,21 +28,27 @@ def _split(value: Optional[str]) -> list[str] | None:
 
 
 def _rubric(ref: str):  # type: ignore[no-untyped-def]
-    """A rubric file, or a stored rubric version (name, NAME@HASHPREFIX, hash prefix)."""
-    from judging.rubric import find_rubric_version, load_rubric, rubric_from_version
+    """A rubric file; a rubric name, taken from the project's `rubrics/NAME.yaml`, else the shipped one (the
+    file taken is said on stderr); else a stored rubric version (name, NAME@HASHPREFIX, hash prefix)."""
+    from judging.rubric import find_rubric_version, load_rubric, rubric_file, rubric_from_version
 
-    from ownbench.cli.common import session
+    from ownbench.cli.common import err_console, session
 
     looks_like_file = Path(ref).suffix.lower() in (".yaml", ".yml") or "/" in ref
     if Path(ref).is_file() or looks_like_file:
         return load_rubric(ref)
+    found = rubric_file(ref)
+    if found is not None:
+        origin, path = found
+        err_console.print(f"rubric {ref}: {path} ({origin})", highlight=False, soft_wrap=True)
+        return load_rubric(path)
     with session() as s:
         return rubric_from_version(find_rubric_version(s, ref))
 
 
 def judge_cmd(
     set_ref: str = typer.Option(..., "--set", help="The frozen version to judge: NAME@VERSION, NAME (latest) or a hash prefix."),
-    rubric: str = typer.Option(..., "--rubric", help="A rubric YAML file (e.g. rubrics/helpfulness.yaml) or a stored rubric name."),
+    rubric: str = typer.Option(..., "--rubric", help="A rubric YAML file, a rubric name (rubrics/NAME.yaml of the project, else the shipped one) or a stored version."),
     judge_model: Optional[str] = typer.Option(None, "--judge", help="Judge model (LiteLLM string); default: the rubric's judge.model."),
     api_base: Optional[str] = typer.Option(None, "--api-base", help="OpenAI-compatible server of the judge, e.g. http://127.0.0.1:8080/v1."),
     api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="NAME of the environment variable holding the judge's API key."),
@@ -215,8 +221,8 @@ def rubrics_validate(
 
 @rubrics_app.command("list")
 def rubrics_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
-    """Stored rubric versions (newest first) and the rubric files shipped with ownbench."""
-    from judging.rubric import RUBRICS_DIR
+    """Stored rubric versions (newest first) and the rubric files of the project and shipped with ownbench."""
+    from judging.rubric import rubric_files
     from rich.table import Table
     from sqlmodel import select
     from storage.models import RubricVersion
@@ -230,9 +236,11 @@ def rubrics_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) 
                  "criteria": [c["id"] for c in r.spec.get("criteria", [])],
                  "parent": hashes.get(r.parent_id) if r.parent_id else None, "source": r.source_path,
                  "created_at": r.created_at} for r in rows]
-    shipped = sorted(str(p) for p in RUBRICS_DIR.glob("*.yaml"))
+    files = rubric_files()
+    shipped = [str(p) for origin, p in files if origin == "shipped"]
     if as_json:
-        print_json({"stored": data, "shipped": shipped})
+        print_json({"stored": data, "project": [str(p) for origin, p in files if origin == "project"],
+                    "shipped": shipped})
         return
     t = Table(title="stored rubric versions")
     for col in ("name", "version", "criteria", "parent", "source", "created"):
@@ -241,7 +249,8 @@ def rubrics_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) 
         t.add_row(d["name"], d["version"][:12], ", ".join(d["criteria"]), (d["parent"] or "")[:12],
                   d["source"] or "", str(d["created_at"])[:19])
     console.print(t if data else "no rubric stored yet (they are stored when first used by `ownbench judge`)")
-    console.print("shipped: " + ", ".join(shipped), highlight=False)
+    for origin, path in files:
+        console.print(f"{origin}: {path.stem}  {path}", highlight=False, soft_wrap=True)
 
 
 @rubrics_app.command("show")
