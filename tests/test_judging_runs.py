@@ -185,6 +185,26 @@ def cli(*args: str, env_url: str) -> subprocess.CompletedProcess:
                           env=env, cwd=ROOT, timeout=120)
 
 
+def test_cli_never_sends_more_calls_than_the_server_has_slots(sqlite_engine, server: LoopbackServer) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from ownbench.cli import app
+
+    seeded(sqlite_engine, n_items=4)
+    server.slots, server.latency = 1, 0.05  # a llama.cpp-like server with one slot (GET /props)
+    args = ["judge", "--set", "arena@1", "--rubric", str(RUBRICS / "helpfulness.yaml"), "--judge", "openai/sim-judge",
+            "--api-base", server.base_url, "--concurrency", "8", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert server.request_count == 8 and server.max_in_flight == 1
+    assert f"judge server {server.base_url} has 1 slot(s): 1 call(s) in flight, timeout 300 s" in result.output
+    server.slots = None  # a server that says nothing keeps the concurrency asked for
+    server.reset()
+    again = CliRunner().invoke(app, [*args, "--new-run", "--no-cache"])
+    assert again.exit_code == 0, again.output
+    assert server.max_in_flight > 1 and "slot" not in again.output
+
+
 def test_cli_judges_resumes_and_exports(sqlite_engine, server: LoopbackServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -78,10 +79,19 @@ def serve(port: int, *, page: str = "", headless: bool = True, address: str = "l
             "--server.address", address, "--server.headless", "true" if headless else "false",
             "--browser.gatherUsageStats", "false"]
     console.print(f"project: {project}", highlight=False, soft_wrap=True)
+    proc = subprocess.Popen(argv, cwd=str(project))
+
+    def stop_server(signum: int, _frame: object) -> None:  # `kill` of this command stops the server too
+        proc.terminate()
+
+    previous = signal.signal(signal.SIGTERM, stop_server)
     try:
-        return subprocess.call(argv, cwd=str(project))
-    except KeyboardInterrupt:
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl+C reaches the server too (same process group); wait for it to stop
+        proc.wait()
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,9 @@ from typing import Any, Optional
 import typer
 
 JSON_HELP = "Print machine-readable JSON instead of tables."
+DEFAULT_CONCURRENCY = 8
+DEFAULT_TIMEOUT_S = 60.0
+LOCAL_TIMEOUT_S = 300.0  # a small model on a few CPU cores: a long prompt alone takes tens of seconds
 
 rubrics_app = typer.Typer(help="Rubrics: validate files, list stored versions, show one.", no_args_is_help=True)
 judgments_app = typer.Typer(help="Judgments: import verdicts made elsewhere, export stored ones.", no_args_is_help=True)
@@ -57,10 +60,10 @@ def judge_cmd(
     criteria: Optional[str] = typer.Option(None, "--criteria", help="Comma-separated criterion ids (default: all)."),
     structured: Optional[str] = typer.Option(None, "--structured", help="tools, json, json_schema or json_object_schema (llama.cpp) (default: the rubric's)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Judge only the first N items of the version."),
-    concurrency: int = typer.Option(8, "--concurrency", min=1, max=1000, help="Judge calls in flight."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, max=1000, help="Judge calls in flight (default 8; never more than a llama.cpp server's slots)."),
     max_retries: int = typer.Option(2, "--max-retries", min=0, max=10, help="Re-asks after an invalid verdict."),
     max_tokens: int = typer.Option(1024, "--max-tokens", min=16, help="Bound on each judge answer."),
-    timeout_s: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds per judge call."),
+    timeout_s: Optional[float] = typer.Option(None, "--timeout", min=0.1, help=f"Seconds per judge call (default {DEFAULT_TIMEOUT_S:.0f}; {LOCAL_TIMEOUT_S:.0f} for a llama.cpp server on this machine)."),
     input_price: Optional[float] = typer.Option(None, "--input-price", min=0, help="USD per 1M input tokens (overrides LiteLLM's price map)."),
     output_price: Optional[float] = typer.Option(None, "--output-price", min=0, help="USD per 1M output tokens."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Ask the judge again even when an identical request is cached."),
@@ -93,10 +96,30 @@ def judge_cmd(
         raise typer.Exit(1)
 
 
+def _fit_to_server(api_base: Optional[str], concurrency: Optional[int],
+                   timeout_s: Optional[float]) -> tuple[int, float]:
+    """Calls in flight and the per-call timeout: a server that states its slots (llama.cpp's /props) never gets
+    more calls at once than it has slots, and, being a local CPU server, a longer default timeout."""
+    slots = None
+    if api_base:
+        from gateway.servers import server_slots
+
+        slots = server_slots(api_base)
+    if slots is None:
+        return concurrency or DEFAULT_CONCURRENCY, timeout_s or DEFAULT_TIMEOUT_S
+    fitted = min(concurrency or slots, slots)
+    timeout = timeout_s or LOCAL_TIMEOUT_S
+    from ownbench.cli.common import err_console
+
+    err_console.print(f"judge server {api_base} has {slots} slot(s): {fitted} call(s) in flight, "
+                      f"timeout {timeout:.0f} s", highlight=False)
+    return fitted, timeout
+
+
 def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: Optional[str],
            api_key_env: Optional[str], candidates: Optional[str], mode: Optional[str], criteria: Optional[str],
-           structured: Optional[str], limit: Optional[int], concurrency: int, max_retries: int, max_tokens: int,
-           timeout_s: float, input_price: Optional[float], output_price: Optional[float], no_cache: bool,
+           structured: Optional[str], limit: Optional[int], concurrency: Optional[int], max_retries: int,
+           max_tokens: int, timeout_s: Optional[float], input_price: Optional[float], output_price: Optional[float], no_cache: bool,
            new_run: bool, retry_unscored: bool, job: Optional[int], as_json: bool):  # type: ignore[no-untyped-def]
     from evalsets.freeze import resolve_version
     from gateway.client import ModelConfig
@@ -127,6 +150,7 @@ def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: 
         rub.criterion(c)  # names the unknown criterion and lists the known ones
     with session() as s:
         version_id = resolve_version(s, set_ref).id
+    concurrency, timeout_s = _fit_to_server(api_base, concurrency, timeout_s)
     cfg = ModelConfig(
         model=model, params={"temperature": rub.judge.temperature, "max_tokens": max_tokens}, api_base=api_base,
         api_key_env=api_key_env, input_price_per_mtok=input_price, output_price_per_mtok=output_price,
