@@ -215,7 +215,7 @@ def demo_units(n: int) -> list[tuple[list[dict], str, str]]:
     return out
 
 
-async def run_local(base: str, n: int, max_tokens: int, samples_shown: int) -> dict[str, Any]:
+async def run_local(base: str, n: int, max_tokens: int, samples_shown: int, template: str | None) -> dict[str, Any]:
     """N helpfulness judgments by the local judge, at most as many in flight as the server has slots."""
     from gateway.client import Gateway, ModelConfig
     from gateway.servers import server_slots
@@ -229,7 +229,10 @@ async def run_local(base: str, n: int, max_tokens: int, samples_shown: int) -> d
     gw = Gateway(None, use_cache=False)
     cfg = ModelConfig(model_string(), api_base=base, max_concurrency=slots, timeout_s=300, max_attempts=1,
                       params={"temperature": 0, "max_tokens": max_tokens})
-    judge = Judge(gw, cfg, structured="json_object_schema", max_retries=2)
+    from judging.prompt import load_template
+
+    judge = Judge(gw, cfg, structured="json_object_schema", max_retries=2,
+                  templates={"pointwise": load_template("pointwise", template)})
     work = demo_units(n)
     sem = asyncio.Semaphore(slots)
 
@@ -247,7 +250,7 @@ async def run_local(base: str, n: int, max_tokens: int, samples_shown: int) -> d
     for o in unscored:
         reasons[o.unscored_reason or "?"] = reasons.get(o.unscored_reason or "?", 0) + 1
     tokens = [(o.prompt_tokens or 0, o.completion_tokens or 0, o.calls) for o in outs]
-    report = {"n": n, "slots": slots, "wall_s": round(wall, 1), "s_per_judgment": round(wall / n, 2),
+    report = {"template": template or "pointwise", "n": n, "slots": slots, "wall_s": round(wall, 1), "s_per_judgment": round(wall / n, 2),
               "unscored_share": round(len(unscored) / n, 3), "unscored_reasons": reasons,
               "prompt_tokens_mean": round(sum(t[0] for t in tokens) / n), "completion_tokens_mean":
               round(sum(t[1] for t in tokens) / n), "calls_per_judgment": round(sum(t[2] for t in tokens) / n, 2)}
@@ -272,13 +275,16 @@ def main() -> None:
                     help="judge the demo data with the local judge of `make local-judge` instead (default --n 20)")
     ap.add_argument("--max-tokens", type=int, default=256, help="--local: bound on each verdict's tokens")
     ap.add_argument("--show", type=int, default=10, help="--local: verdicts with rationales to print")
+    ap.add_argument("--template", action="append", help="--local: judge prompt(s) to compare (pointwise, "
+                    "pointwise_compact; repeatable; default pointwise_compact)")
     args = ap.parse_args()
     if args.serve:
         serve(args.port, args.latency)
         return
     if args.local:
         n = args.n if args.n != 1000 else 20
-        asyncio.run(run_local(args.local, n, args.max_tokens, args.show))
+        for template in args.template or ["pointwise_compact"]:
+            asyncio.run(run_local(args.local, n, args.max_tokens, args.show, None if template == "pointwise" else template))
         print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
         return
     os.environ.setdefault("LITELLM_LOG", "ERROR")

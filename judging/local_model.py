@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
             base = serve(args.dir, args.port)
             print(json.dumps({"model": model_string(), "api_base": base}))
             print(f"judge with: ownbench judge --set NAME@VERSION --rubric helpfulness "
-                  f"--judge {model_string()} --api-base {base} --structured json_object_schema "
+                  f"--judge {model_string()} --api-base {base} --structured json_object_schema --template pointwise_compact "
                   f"(one call in flight: the server has {SLOTS} slot)", file=sys.stderr)
         else:
             print("stopped" if stop(args.dir) else "not running")

@@ -74,7 +74,10 @@ def _load(path: str, mtime: float) -> Template:
 
 
 def load_template(mode: str = "pointwise", path: str | Path | None = None) -> Template:
-    """The shipped template for `mode` (pointwise | pairwise), or a custom template file."""
+    """The shipped template for `mode` (pointwise | pairwise), a shipped one by name (pointwise_compact), or a
+    custom template file."""
+    if path is not None and Path(path).suffix == "" and "/" not in str(path):
+        path = TEMPLATES_DIR / f"{path}.j2"  # a shipped template by name, e.g. pointwise_compact
     p = Path(path) if path is not None else TEMPLATES_DIR / f"{mode}.j2"
     if not p.is_file():
         raise InputError(f"template {str(p)!r} does not exist", where="--template",
@@ -99,6 +102,14 @@ def conversation_text(messages: list[dict[str, Any]]) -> str:
     if len(messages) == 1 and messages[0].get("role") == "user":
         return text_of(messages[0].get("content"))
     return "\n\n".join(f"[{m.get('role', '?')}]\n{text_of(m.get('content'))}" for m in messages)
+
+
+def clip(text: str | None, limit: int) -> str:
+    """At most `limit` characters of `text`, the cut said in the text itself (compact templates)."""
+    text = text or ""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[… {len(text) - limit} more characters not shown …]"
 
 
 def make_nonce(template_hash: str, *texts: str | None) -> str:
@@ -158,6 +169,7 @@ def render_prompt(
         "nonce": nonce,
         "block": _block_fn(nonce),
         "example_block": _block_fn(example_nonce),
+        "clip": clip,
     }
     if mode == "pairwise":
         context.update(output_1=output, output_2=output_b)

@@ -84,6 +84,7 @@ class JudgeRequest:
     new_run: bool = False
     retry_unscored: bool = False
     job_id: int | None = None
+    template: str | None = None  # a shipped template by name (pointwise_compact) or a file; default: the mode's
 
 
 @dataclass
@@ -288,7 +289,7 @@ async def judge_version(
     """Plan, resume or start the judge run, judge what is missing, and return what happened."""
     if req.mode not in ("pointwise", "pairwise"):
         raise InputError(f"mode {req.mode!r} is not pointwise or pairwise", where="--mode")
-    template = load_template(req.mode)
+    template = load_template(req.mode, req.template)
     t_start = time.perf_counter()
 
     with session_scope(engine) as s:

@@ -221,6 +221,8 @@ def judge_argv(version: str, rubric: str, job_id: int, cfg: dict[str, str], limi
         argv += ["--api-base", cfg["api_base"]]
     if cfg.get("api_key_env"):
         argv += ["--api-key-env", cfg["api_key_env"]]
+    if cfg.get("local"):  # llama.cpp enforces the verdict's JSON schema; the short prompt suits a 0.5B model
+        argv += ["--structured", "json_object_schema", "--template", "pointwise_compact"]
     if limit:
         argv += ["--limit", str(limit)]
     return argv

@@ -68,6 +68,19 @@ def test_pointwise_run_stores_every_judgment_with_its_provenance(engine, server:
     assert summary.spend_usd == pytest.approx(sum(r.cost_usd for r in rows))  # type: ignore[misc]
 
 
+def test_a_compact_template_makes_its_own_judge_run_with_its_own_version(engine, server: LoopbackServer) -> None:  # type: ignore[no-untyped-def]
+    version_id, _ = seeded(engine, n_items=2)
+    full = asyncio.run(judge_version(engine, request(server, version_id)))
+    compact = asyncio.run(judge_version(engine, request(server, version_id, template="pointwise_compact")))
+    assert compact.judge_run_id != full.judge_run_id and compact.judged == 4
+    with Session(engine) as s:
+        run = s.get(JudgeRun, compact.judge_run_id)
+        rows = list(s.exec(select(Judgment).where(Judgment.judge_run_id == compact.judge_run_id)))
+    assert run.template_hash == load_template("pointwise", "pointwise_compact").hash  # type: ignore[union-attr]
+    assert {r.template_hash for r in rows} == {run.template_hash}  # type: ignore[union-attr]
+    assert "Example 1" not in server.bodies[-1]["messages"][0]["content"]
+
+
 def test_resume_judges_only_what_is_missing_and_makes_no_repeated_calls(engine, server: LoopbackServer) -> None:  # type: ignore[no-untyped-def]
     version_id, _ = seeded(engine, n_items=4)
     first = asyncio.run(judge_version(engine, request(server, version_id, limit=2)))

@@ -59,6 +59,7 @@ def judge_cmd(
     mode: Optional[str] = typer.Option(None, "--mode", help="pointwise or pairwise (default: the rubric's judge.mode)."),
     criteria: Optional[str] = typer.Option(None, "--criteria", help="Comma-separated criterion ids (default: all)."),
     structured: Optional[str] = typer.Option(None, "--structured", help="tools, json, json_schema or json_object_schema (llama.cpp) (default: the rubric's)."),
+    template: Optional[str] = typer.Option(None, "--template", help="Judge prompt: a shipped template by name (pointwise_compact: short prompt for small local models) or a .j2 file; default: the mode's."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Judge only the first N items of the version."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, max=1000, help="Judge calls in flight (default 8; never more than a llama.cpp server's slots)."),
     max_retries: int = typer.Option(2, "--max-retries", min=0, max=10, help="Re-asks after an invalid verdict."),
@@ -79,7 +80,7 @@ def judge_cmd(
 
     try:
         summary = _judge(set_ref, rubric, judge_model, api_base, api_key_env, candidates, mode, criteria, structured,
-                         limit, concurrency, max_retries, max_tokens, timeout_s, input_price, output_price,
+                         template, limit, concurrency, max_retries, max_tokens, timeout_s, input_price, output_price,
                          no_cache, new_run, retry_unscored, job, as_json)
     except InputError as exc:
         if job is not None:
@@ -118,7 +119,8 @@ def _fit_to_server(api_base: Optional[str], concurrency: Optional[int],
 
 def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: Optional[str],
            api_key_env: Optional[str], candidates: Optional[str], mode: Optional[str], criteria: Optional[str],
-           structured: Optional[str], limit: Optional[int], concurrency: Optional[int], max_retries: int,
+           structured: Optional[str], template: Optional[str], limit: Optional[int],
+           concurrency: Optional[int], max_retries: int,
            max_tokens: int, timeout_s: Optional[float], input_price: Optional[float], output_price: Optional[float], no_cache: bool,
            new_run: bool, retry_unscored: bool, job: Optional[int], as_json: bool):  # type: ignore[no-untyped-def]
     from evalsets.freeze import resolve_version
@@ -158,7 +160,8 @@ def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: 
     )
     req = JudgeRequest(version_id=version_id, rubric=rub, judge=cfg, mode=mode, structured=structured,  # type: ignore[arg-type]
                        candidates=_split(candidates), criteria=crits, limit=limit, max_retries=max_retries,
-                       use_cache=not no_cache, new_run=new_run, retry_unscored=retry_unscored, job_id=job)
+                       use_cache=not no_cache, new_run=new_run, retry_unscored=retry_unscored, job_id=job,
+                       template=template)
     import asyncio
 
     engine = settings.engine()
