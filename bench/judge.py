@@ -13,6 +13,7 @@ Ideal time = ceil(N / C) × latency; ratio = ideal / wall time (1.0 = only the s
 CPU ms per judgment = this process's CPU time / N (the server's CPU is not counted).
 
     .venv/bin/python bench/judge.py [--n 1000] [--concurrency 50] [--latency 0.1] [--skip-litellm]
+    .venv/bin/python bench/judge.py --local [API_BASE] [--n 20]   # the local judge: s/judgment, unscored share
 
 Prompts: real Chatbot Arena prompts and recorded answers (lm-sys/FastChat arena_hard_1k, Apache-2.0), read
 from ../shared/data at run time.
@@ -216,6 +217,78 @@ async def run_litellm(base: str, n: int, conc: int) -> tuple[float, float, int]:
     return wall, cpu, sum(results)
 
 
+# --- the local judge (make local-judge) -----------------------------------------------------------------------
+
+DEMO = ROOT / "ownbench" / "demo_data" / "arena_hard_1k"
+DEMO_MODELS = ("gpt-4", "claude-v1", "gpt-3.5-turbo", "vicuna-13b-v1.5", "Llama-2-70b-chat")
+
+
+def demo_units(n: int) -> list[tuple[list[dict], str, str]]:
+    """(conversation, answer, model) of the demo set: the shipped prompts with the five models' recorded
+    answers in turn, so that the judge sees answers of every quality."""
+    import gzip
+
+    def rows(path: Path) -> list[dict]:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh]
+
+    questions = rows(DEMO / "question.jsonl.gz")
+    answers = {m: {r["question_id"]: r["choices"][0]["turns"][0] for r in rows(DEMO / "model_answer" / f"{m}.jsonl.gz")}
+               for m in DEMO_MODELS}
+    out = []
+    for i in range(n):
+        q, model = questions[i // len(DEMO_MODELS)], DEMO_MODELS[i % len(DEMO_MODELS)]
+        out.append(([{"role": "user", "content": q["turns"][0]}], answers[model].get(q["question_id"], ""), model))
+    return out
+
+
+async def run_local(base: str, n: int, max_tokens: int, samples_shown: int, template: str | None) -> dict[str, Any]:
+    """N helpfulness judgments by the local judge, at most as many in flight as the server has slots."""
+    from gateway.client import Gateway, ModelConfig
+    from gateway.servers import server_slots
+    from judging.judge import Judge
+    from judging.local_model import model_string
+    from judging.rubric import load_rubric, rubric_file
+
+    rubric = load_rubric(rubric_file("helpfulness")[1])  # type: ignore[index]
+    crit = rubric.criteria[0]
+    slots = server_slots(base) or 1
+    gw = Gateway(None, use_cache=False)
+    cfg = ModelConfig(model_string(), api_base=base, max_concurrency=slots, timeout_s=300, max_attempts=1,
+                      params={"temperature": 0, "max_tokens": max_tokens})
+    from judging.prompt import load_template
+
+    judge = Judge(gw, cfg, structured="json_object_schema", max_retries=2,
+                  templates={"pointwise": load_template("pointwise", template)})
+    work = demo_units(n)
+    sem = asyncio.Semaphore(slots)
+
+    async def one(convo: list[dict], out: str, model: str):  # type: ignore[no-untyped-def]
+        async with sem:
+            return model, await judge.judge(rubric, crit, conversation=convo, output=out)
+
+    t0 = time.perf_counter()
+    results = await asyncio.gather(*(one(c, o, m) for c, o, m in work))
+    wall = time.perf_counter() - t0
+    await gw.aclose()
+    outs = [o for _, o in results]
+    unscored = [o for o in outs if o.status != "scored"]
+    reasons: dict[str, int] = {}
+    for o in unscored:
+        reasons[o.unscored_reason or "?"] = reasons.get(o.unscored_reason or "?", 0) + 1
+    tokens = [(o.prompt_tokens or 0, o.completion_tokens or 0, o.calls) for o in outs]
+    report = {"template": template or "pointwise", "n": n, "slots": slots, "wall_s": round(wall, 1), "s_per_judgment": round(wall / n, 2),
+              "unscored_share": round(len(unscored) / n, 3), "unscored_reasons": reasons,
+              "prompt_tokens_mean": round(sum(t[0] for t in tokens) / n), "completion_tokens_mean":
+              round(sum(t[1] for t in tokens) / n), "calls_per_judgment": round(sum(t[2] for t in tokens) / n, 2)}
+    print(json.dumps(report), flush=True)
+    print("\nA sample of verdicts with their rationales (check that each rationale supports its score):")
+    for model, o in results[:samples_shown]:
+        text = (o.rationale or o.unscored_reason or "").replace("\n", " ")
+        print(f"  [{model:>16}] {o.verdict or 'unscored':>8}  {text[:220]}")
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1000)
@@ -226,9 +299,21 @@ def main() -> None:
     ap.add_argument("--skip-batch", action="store_true")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--local", nargs="?", const="http://127.0.0.1:8090/v1", default=None, metavar="API_BASE",
+                    help="judge the demo data with the local judge of `make local-judge` instead (default --n 20)")
+    ap.add_argument("--max-tokens", type=int, default=256, help="--local: bound on each verdict's tokens")
+    ap.add_argument("--show", type=int, default=10, help="--local: verdicts with rationales to print")
+    ap.add_argument("--template", action="append", help="--local: judge prompt(s) to compare (pointwise, "
+                    "pointwise_compact; repeatable; default pointwise_compact)")
     args = ap.parse_args()
     if args.serve:
         serve(args.port, args.latency)
+        return
+    if args.local:
+        n = args.n if args.n != 1000 else 20
+        for template in args.template or ["pointwise_compact"]:
+            asyncio.run(run_local(args.local, n, args.max_tokens, args.show, None if template == "pointwise" else template))
+        print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
         return
     os.environ.setdefault("LITELLM_LOG", "ERROR")
     ideal = math.ceil(args.n / args.concurrency) * args.latency

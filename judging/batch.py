@@ -85,7 +85,7 @@ async def _collect_requests(req: JudgeRequest, units: list[Unit], template: Any)
 def judge_batch(engine: Engine, req: JudgeRequest, *, wait_s: float = 0.0, poll_s: float = 30.0) -> BatchState:
     """Submit (or poll) the judge run's batch; store every answer once the batch is final."""
     cpu0 = time.process_time()
-    template = load_template(req.mode)
+    template = load_template(req.mode, req.template)
     client = BatchClient(req.judge)  # says clearly when the provider has no Batch API here
     try:
         prep = prepare_run(engine, req, template)

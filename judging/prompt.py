@@ -16,6 +16,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,7 +26,7 @@ from judging.rubric import Criterion, Rubric
 from storage.errors import InputError
 from storage.transcript import transcript
 
-TEMPLATES_DIR = Path(__file__).with_name("templates")
+TEMPLATES_DIR = Path(str(resources.files("judging") / "templates"))
 BLOCK_NAMES = ("input", "reference", "output", "response-1", "response-2",
                "example-input", "example-reference", "example-output")
 # '<' (optionally '</') followed by one of our block names, in any case, with any spacing: escaped in untrusted text.
@@ -74,7 +75,10 @@ def _load(path: str, mtime: float) -> Template:
 
 
 def load_template(mode: str = "pointwise", path: str | Path | None = None) -> Template:
-    """The shipped template for `mode` (pointwise | pairwise), or a custom template file."""
+    """The shipped template for `mode` (pointwise | pairwise), a shipped one by name (pointwise_compact), or a
+    custom template file."""
+    if path is not None and Path(path).suffix == "" and "/" not in str(path):
+        path = TEMPLATES_DIR / f"{path}.j2"  # a shipped template by name, e.g. pointwise_compact
     p = Path(path) if path is not None else TEMPLATES_DIR / f"{mode}.j2"
     if not p.is_file():
         raise InputError(f"template {str(p)!r} does not exist", where="--template",
@@ -91,6 +95,14 @@ def conversation_text(messages: list[dict[str, Any]]) -> str:
     """An item's messages as a plain transcript, tool calls and tool results shown as such; a single user turn
     is shown as just its text."""
     return transcript(messages)
+
+
+def clip(text: str | None, limit: int) -> str:
+    """At most `limit` characters of `text`, the cut said in the text itself (compact templates)."""
+    text = text or ""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[… {len(text) - limit} more characters not shown …]"
 
 
 def make_nonce(template_hash: str, *texts: str | None) -> str:
@@ -150,6 +162,7 @@ def render_prompt(
         "nonce": nonce,
         "block": _block_fn(nonce),
         "example_block": _block_fn(example_nonce),
+        "clip": clip,
     }
     if mode == "pairwise":
         context.update(output_1=output, output_2=output_b)

@@ -11,6 +11,7 @@ import difflib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -19,12 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 from sqlmodel import Session, select
 
 from judging.checks import CheckSpec, pattern_problem, schema_problem
+from storage.db import project_dir
 from storage.errors import InputError
 from storage.hashing import content_hash
 from storage.models import RubricVersion
 from storage.yamltext import YamlLimitError, compose_bounded, construct
 
-RUBRICS_DIR = Path(__file__).resolve().parents[1] / "rubrics"
+# The shipped rubrics: `rubrics/` at the top of the repository, reached through the `judging/shipped_rubrics`
+# symlink in a checkout and copied there in a wheel; a project's own `rubrics/` comes first (rubric_file).
+RUBRICS_DIR = Path(str(resources.files("judging") / "shipped_rubrics"))
 SCHEMA_PATH = RUBRICS_DIR / "rubric.schema.json"
 SCHEMA_HEADER = "# yaml-language-server: $schema=rubric.schema.json"
 CRITERION_TYPES = ("binary", "ordinal", "categorical", "check")
@@ -637,6 +641,22 @@ def parse_rubric(text: str, source: str = "<rubric>", *, stored: dict[str, Any] 
         raise RubricError(problems)
     assert rubric is not None
     return rubric
+
+
+def rubric_files() -> list[tuple[str, Path]]:
+    """Rubric files by origin: the project's `rubrics/*.yaml`, then the shipped ones it does not shadow."""
+    own = sorted((project_dir() / "rubrics").glob("*.y*ml"))
+    names = {p.stem for p in own}
+    return ([("project", p) for p in own]
+            + [("shipped", p) for p in sorted(RUBRICS_DIR.glob("*.yaml")) if p.stem not in names])
+
+
+def rubric_file(name: str) -> tuple[str, Path] | None:
+    """The file a rubric name stands for: `rubrics/NAME.yaml` of the project first, then the shipped one."""
+    for origin, path in rubric_files():
+        if path.stem == name:
+            return origin, path
+    return None
 
 
 def load_rubric(path: str | Path) -> Rubric:

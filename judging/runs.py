@@ -87,6 +87,7 @@ class JudgeRequest:
     new_run: bool = False
     retry_unscored: bool = False
     job_id: int | None = None
+    template: str | None = None  # a shipped template by name (pointwise_compact) or a file; default: the mode's
 
 
 @dataclass
@@ -360,7 +361,7 @@ async def judge_version(
     `gateway`: anything with the gateway's `complete` and `aclose` (batch mode replays a batch's answers)."""
     if req.mode not in ("pointwise", "pairwise"):
         raise InputError(f"mode {req.mode!r} is not pointwise or pairwise", where="--mode")
-    template = load_template(req.mode)
+    template = load_template(req.mode, req.template)
     t_start = time.perf_counter()
 
     prep = prepare_run(engine, req, template)

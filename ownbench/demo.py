@@ -1,6 +1,7 @@
 """Demo seeding: the shipped Chatbot Arena prompts (Apache-2.0, see demo_data/) frozen as `arena-prompts`."""
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,7 +11,7 @@ if TYPE_CHECKING:
     from evalsets.ingest import IngestOptions, Progress
     from storage.models import EvalSetVersion
 
-DEMO_DATA = Path(__file__).with_name("demo_data")
+DEMO_DATA = Path(str(resources.files("ownbench") / "demo_data"))
 ARENA_PROMPTS = DEMO_DATA / "arena_prompts_1135.jsonl.gz"
 ARENA_SET = "arena-prompts"
 ARENA_SAMPLE = 250

@@ -15,18 +15,19 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from storage.db import session_scope
+from storage.db import project_dir, session_scope
+from storage.errors import InputError
 from storage.hashing import file_hash
 from storage.models import Job, JudgeRun, RubricVersion, Run
 
-DEMO_DATA = Path(__file__).with_name("demo_data") / "arena_hard_1k"
-RUBRICS_DIR = Path(__file__).resolve().parents[1] / "rubrics"
+DEMO_DATA = Path(str(resources.files("ownbench") / "demo_data" / "arena_hard_1k"))
 DEMO_MODELS = ("gpt-4", "claude-v1", "gpt-3.5-turbo", "vicuna-13b-v1.5", "Llama-2-70b-chat")
 SET_NAME = "arena-hard"
 DEMO_RUBRIC = "helpfulness"
@@ -145,7 +146,7 @@ def build_demo(
     from evalsets.ingest import IngestOptions, ingest
     from evalsets.readers import FieldMapping
     from gateway.imports import import_run
-    from judging.rubric import load_rubric, store_rubric
+    from judging.rubric import RUBRICS_DIR, load_rubric, rubric_files, store_rubric
 
     work.mkdir(parents=True, exist_ok=True)
     say(f"data: {SOURCE_LINE}")
@@ -181,10 +182,13 @@ def build_demo(
             + ("imported" if imported.created else "(imported before)"))
 
     with session_scope(engine) as s:
-        for path in sorted(RUBRICS_DIR.glob("*.yaml")):
+        for origin, path in rubric_files():
             row = store_rubric(s, load_rubric(path))
             demo.rubrics.append(f"{row.name} ({row.content_hash[:8]})")
-        say("rubrics: " + ", ".join(demo.rubrics))
+            say(f"rubric {row.name} ({row.content_hash[:8]}): {path} ({origin})")
+    if not demo.rubrics:
+        raise InputError("no rubric file found to store", where=str(RUBRICS_DIR),
+                         hint="reinstall ownbench: the shipped rubrics are missing from the installation")
 
     try:
         from ownbench import demo as arena_demo  # the eval-set area's second demo set, when present
@@ -217,6 +221,8 @@ def judge_argv(version: str, rubric: str, job_id: int, cfg: dict[str, str], limi
         argv += ["--api-base", cfg["api_base"]]
     if cfg.get("api_key_env"):
         argv += ["--api-key-env", cfg["api_key_env"]]
+    if cfg.get("local"):  # llama.cpp enforces the verdict's JSON schema; the short prompt suits a 0.5B model
+        argv += ["--structured", "json_object_schema", "--template", "pointwise_compact"]
     if limit:
         argv += ["--limit", str(limit)]
     return argv
@@ -231,7 +237,7 @@ def spawn_job(engine: Engine, kind: str, argv: list[str], log_dir: Path) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     log = (log_dir / f"job-{job_id}.log").open("ab")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, cwd=str(Path(__file__).resolve().parents[1]))
+                            start_new_session=True, cwd=str(project_dir()))
     update_job(engine, job_id, status="queued", pid=proc.pid, message=f"started: log in {log.name}")
     return job_id
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
@@ -13,7 +14,7 @@ from sqlmodel import Session, create_engine
 
 from storage.append_only import guard
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+MIGRATIONS_DIR = Path(str(resources.files("storage") / "migrations"))
 
 
 def sqlite_url(home: Path) -> str:
@@ -24,6 +25,10 @@ def make_engine(url: str, *, migrate: bool = True) -> Engine:
     """An engine for `url`; SQLite gets WAL and foreign keys, and may be shared across Streamlit's threads."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if url.startswith("postgresql+psycopg"):
+        from storage.extras import require_extra
+
+        require_extra("psycopg", "postgres", "a postgresql database (OWNBENCH_DATABASE_URL)")
     kwargs: dict = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -92,6 +97,15 @@ def env_url(default_home: Path) -> str:
 def data_home() -> Path:
     """OWNBENCH_HOME, default ~/.ownbench: where the SQLite database, job logs and demo files live."""
     return Path(os.environ.get("OWNBENCH_HOME") or Path.home() / ".ownbench").expanduser()
+
+
+PROJECT_ENV = "OWNBENCH_PROJECT"
+
+
+def project_dir() -> Path:
+    """The project folder (rubrics/, candidates.yaml, .streamlit/): OWNBENCH_PROJECT, which `ownbench --project`
+    sets for itself and everything it starts, else the working directory (`ownbench app` runs the app in it)."""
+    return Path(os.environ.get(PROJECT_ENV) or Path.cwd()).expanduser().resolve()
 
 
 def configured_url() -> str:

@@ -31,11 +31,14 @@ def ownbench_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "ownbench-home"
     monkeypatch.setenv("OWNBENCH_HOME", str(home))
     monkeypatch.delenv("OWNBENCH_DATABASE_URL", raising=False)
+    monkeypatch.delenv("OWNBENCH_PROJECT", raising=False)
     from ownbench import settings
 
     settings._engine_for.cache_clear()
     yield home
     settings._engine_for.cache_clear()
+    # `ownbench --project` sets it for its own process and what it starts; in-process CLI tests must not leak it
+    os.environ.pop("OWNBENCH_PROJECT", None)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ What a test can steer, at construction or at any time later (attributes are read
   Fault kinds: "429" (with `Retry-After: retry_after` seconds), "500", "503", "400", "401", "403",
   "timeout" (the server hangs for `hang_s` seconds), "drop" (the connection is closed without an answer),
   "malformed" (a 200 whose body is not JSON);
+- `slots`: when set, `GET /props` answers `{"total_slots": slots}` as a llama.cpp server does;
 - `require_key`: when set, a request without `Authorization: Bearer <require_key>` gets a 401 whose message
   echoes the key it was given (as some providers do), so tests can check the key is redacted downstream.
 
@@ -89,6 +90,7 @@ class LoopbackServer:
         seed: int = 0,
         record: bool = True,
         model: str = "loopback-model",
+        slots: int | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.latency, self.chunk_delay = latency, chunk_delay
@@ -100,6 +102,7 @@ class LoopbackServer:
         self.model = model
         self.batch_hold = False
         self.batch_fail: Callable[[dict], str | None] | None = None
+        self.slots = slots
         self.rng = random.Random(seed)
         self._queued: deque[str] = deque()
         self._lock = threading.Lock()
@@ -158,6 +161,7 @@ class LoopbackServer:
         app.router.add_post("/v1/batches", self._create_batch)
         app.router.add_get("/v1/batches", self._list_batches)
         app.router.add_get("/v1/batches/{batch_id}", self._retrieve_batch)
+        app.router.add_get("/props", self._props)
         return app
 
     def start(self) -> "LoopbackServer":
@@ -215,6 +219,12 @@ class LoopbackServer:
             await self._runner.cleanup()
 
     # --- handlers ---------------------------------------------------------------------------------------------
+
+    async def _props(self, request: web.Request) -> web.Response:
+        """llama.cpp's server description: `total_slots` when `slots` is set (a local server), else 404."""
+        if self.slots is None:
+            raise web.HTTPNotFound()
+        return web.json_response({"total_slots": self.slots})
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model"}]})
@@ -474,6 +484,24 @@ def _parse_faults(text: str) -> dict[str, float]:
     return out
 
 
+def schema_verdict(body: dict) -> Reply:
+    """A simulated judge: a valid verdict for a judge request (the verdict drawn from the schema's enum by a hash
+    of the request, so verdicts vary), as a tool call or JSON content like the request asked; None otherwise."""
+    tools = body.get("tools") or []
+    fmt = body.get("response_format") or {}
+    params = (tools[0].get("function", {}).get("parameters") if tools
+              else (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema"))
+    enum = (((params or {}).get("properties") or {}).get("verdict") or {}).get("enum")
+    if not enum:
+        return None
+    digest = sum(json.dumps(body.get("messages"), sort_keys=True).encode())
+    args = json.dumps({"reasoning": "Simulated verdict from the loopback server.", "verdict": enum[digest % len(enum)]})
+    if tools:
+        name = tools[0]["function"]["name"]
+        return {"tool_calls": [{"id": "call_1", "type": "function", "function": {"name": name, "arguments": args}}]}
+    return {"content": args}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="OpenAI-compatible loopback server (tests, benchmarks).")
     parser.add_argument("--host", default="127.0.0.1")
@@ -482,9 +510,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--faults", default="", help="e.g. 429=0.05,500=0.05,drop=0.01")
     parser.add_argument("--retry-after", type=float, default=1.0)
     parser.add_argument("--require-key", default=None)
+    parser.add_argument("--verdicts", action="store_true",
+                        help="answer judge requests with a valid (simulated) verdict from their schema")
     args = parser.parse_args(argv)
     server = LoopbackServer(host=args.host, port=args.port, latency=args.latency, faults=_parse_faults(args.faults),
-                            retry_after=args.retry_after, require_key=args.require_key, record=False)
+                            retry_after=args.retry_after, require_key=args.require_key, record=False,
+                            script=schema_verdict if args.verdicts else None)
 
     async def serve() -> None:
         await server._startup()

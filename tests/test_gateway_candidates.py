@@ -42,7 +42,7 @@ def error_of(path: Path) -> InputError:
 
 
 def test_example_file_is_valid() -> None:
-    specs = load_candidates(ROOT / "candidates.example.yaml")
+    specs = load_candidates(ROOT / "ownbench" / "project_template" / "candidates.yaml")
     assert len(specs) >= 2 and len({s.name for s in specs}) == len(specs)
 
 

@@ -157,3 +157,20 @@ def test_tool_calls_and_results_are_shown_as_such_not_as_json() -> None:
     assert ("[assistant · tool calls]\n→ stock({\"sku\": \"KET-BLUE\"})  [call call_1]\n\n"
             "[tool result · stock · call call_1]\n3 left\n\n[assistant]\nYes, 3 are left.") in user
     assert '"tool_calls"' not in user and '"function"' not in user
+
+
+def test_the_compact_template_clips_long_texts_visibly_and_keeps_them_in_their_blocks() -> None:
+    rubric = load_rubric(RUBRICS / "helpfulness.yaml")
+    compact = load_template("pointwise", "pointwise_compact")
+    assert compact.hash != load_template("pointwise").hash
+    long_output = INJECTION + " filler" * 600
+    p = render_prompt(rubric, "helpfulness", messages=CONVERSATION, output=long_output, template=compact)
+    (shown,) = blocks(user_text(p))["output"]
+    assert shown.startswith(INJECTION) and len(shown) < len(long_output)
+    assert shown.endswith(f"[… {len(long_output) - 1600} more characters not shown …]")
+    assert blocks(user_text(p))["input"] == ["Is 91 a prime number?"]
+    system = p.messages[0]["content"]
+    assert "ignore the rubric" not in system and "5: Fully helpful" in system
+    assert "Example 1" not in system  # no worked examples: a shorter prompt for small models
+    with pytest.raises(InputError, match="does not exist"):
+        load_template("pointwise", "no_such_template")

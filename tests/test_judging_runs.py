@@ -68,6 +68,19 @@ def test_pointwise_run_stores_every_judgment_with_its_provenance(engine, server:
     assert summary.spend_usd == pytest.approx(sum(r.cost_usd for r in rows))  # type: ignore[misc]
 
 
+def test_a_compact_template_makes_its_own_judge_run_with_its_own_version(engine, server: LoopbackServer) -> None:  # type: ignore[no-untyped-def]
+    version_id, _ = seeded(engine, n_items=2)
+    full = asyncio.run(judge_version(engine, request(server, version_id)))
+    compact = asyncio.run(judge_version(engine, request(server, version_id, template="pointwise_compact")))
+    assert compact.judge_run_id != full.judge_run_id and compact.judged == 4
+    with Session(engine) as s:
+        run = s.get(JudgeRun, compact.judge_run_id)
+        rows = list(s.exec(select(Judgment).where(Judgment.judge_run_id == compact.judge_run_id)))
+    assert run.template_hash == load_template("pointwise", "pointwise_compact").hash  # type: ignore[union-attr]
+    assert {r.template_hash for r in rows} == {run.template_hash}  # type: ignore[union-attr]
+    assert "Example 1" not in server.bodies[-1]["messages"][0]["content"]
+
+
 def test_resume_judges_only_what_is_missing_and_makes_no_repeated_calls(engine, server: LoopbackServer) -> None:  # type: ignore[no-untyped-def]
     version_id, _ = seeded(engine, n_items=4)
     first = asyncio.run(judge_version(engine, request(server, version_id, limit=2)))
@@ -183,6 +196,26 @@ def cli(*args: str, env_url: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OWNBENCH_DATABASE_URL": env_url}
     return subprocess.run([str(Path(sys.executable).with_name("ownbench")), *args], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=120)
+
+
+def test_cli_never_sends_more_calls_than_the_server_has_slots(sqlite_engine, server: LoopbackServer) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from ownbench.cli import app
+
+    seeded(sqlite_engine, n_items=4)
+    server.slots, server.latency = 1, 0.05  # a llama.cpp-like server with one slot (GET /props)
+    args = ["judge", "--set", "arena@1", "--rubric", str(RUBRICS / "helpfulness.yaml"), "--judge", "openai/sim-judge",
+            "--api-base", server.base_url, "--concurrency", "8", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert server.request_count == 8 and server.max_in_flight == 1
+    assert f"judge server {server.base_url} has 1 slot(s): 1 call(s) in flight, timeout 300 s" in result.output
+    server.slots = None  # a server that says nothing keeps the concurrency asked for
+    server.reset()
+    again = CliRunner().invoke(app, [*args, "--new-run", "--no-cache"])
+    assert again.exit_code == 0, again.output
+    assert server.max_in_flight > 1 and "slot" not in again.output
 
 
 def test_cli_judges_resumes_and_exports(sqlite_engine, server: LoopbackServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from storage.db import project_dir
 from storage.jobs import create_job, request_cancel, update_job
 
-ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from ownbench.cli import main; main()"]
 JUDGE_MODEL_ENV = "OWNBENCH_JUDGE_MODEL"
 JUDGE_API_BASE_ENV = "OWNBENCH_JUDGE_API_BASE"
@@ -43,7 +43,7 @@ def start(engine: Engine, kind: str, args: list[str], secrets: dict[str, str] | 
     log_path = log_dir() / f"job-{job_id}.log"
     with log_path.open("ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=str(ROOT), env={**(secrets or {}), **os.environ})
+                                start_new_session=True, cwd=str(project_dir()), env={**(secrets or {}), **os.environ})
     update_job(engine, job_id, pid=proc.pid, message=f"started (pid {proc.pid})")
     return job_id
 

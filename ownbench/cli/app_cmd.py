@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -9,7 +10,45 @@ from pathlib import Path
 import typer
 
 NO_BROWSER_ENV = "OWNBENCH_DEMO_NO_BROWSER"
-APP_PATH = Path(__file__).resolve().parents[2] / "ui" / "app.py"
+
+
+def _toml(path: Path) -> dict:
+    import tomllib
+
+    from storage.errors import InputError
+
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not valid TOML: {exc}", where=str(path), hint="fix the file, or remove it") from None
+
+
+SET_BY_SERVE = {"server.port", "server.address", "server.headless", "browser.gatherUsageStats"}
+
+
+def shipped_config_flags(project: Path) -> list[str]:
+    """The shipped `.streamlit/config.toml` as `--section.key value` options, for every key the project's own
+    `.streamlit/config.toml` does not set (Streamlit reads that file itself, from the working directory)."""
+    from ownbench.project import STREAMLIT_CONFIG
+
+    own = _toml(project / ".streamlit" / "config.toml")
+    flags = []
+    for section, values in _toml(STREAMLIT_CONFIG).items():
+        for key, value in values.items():
+            if key not in own.get(section, {}) and f"{section}.{key}" not in SET_BY_SERVE:
+                text = str(value).lower() if isinstance(value, bool) else str(value)
+                flags += [f"--{section}.{key}", text]
+    return flags
+
+
+def check_extras(project: Path) -> None:
+    """Fail in one line, before the server starts, when the project needs an extra that is not installed."""
+    from storage.db import configured_url, make_engine
+    from storage.extras import require_extra
+
+    if "auth" in _toml(project / ".streamlit" / "secrets.toml"):
+        require_extra("authlib", "auth", "sign-in ([auth] in .streamlit/secrets.toml)")
+    make_engine(configured_url(), migrate=False).dispose()  # names the postgres extra when psycopg is missing
 
 
 def _free_port(preferred: int) -> int:
@@ -23,21 +62,28 @@ def _free_port(preferred: int) -> int:
 
 
 def serve(port: int, *, page: str = "", headless: bool = True, address: str = "127.0.0.1", insecure: bool = False) -> int:
-    """Become the Streamlit server for `ui/app.py` on `port` (prints the URL first).
+    """Become the Streamlit server for `ui/app.py` on `port`, in the project folder (so that Streamlit reads its
+    `.streamlit/secrets.toml` and `config.toml`); prints the URL first.
 
     The process replaces itself with the server (exec) rather than starting a child: a supervisor's stop, a
     plain `kill` or Ctrl+C reaches the server itself, and no server is left behind holding the port."""
+    from storage.db import project_dir
+
     from ownbench.cli.common import console
 
+    project = project_dir()
+    check_extras(project)
     port = _free_port(port)
     url = f"http://{address}:{port}/{page}"
     console.print(f"ownbench app: [bold]{url}[/]  (Ctrl+C stops it)", highlight=False)
-    argv = [sys.executable, "-m", "ui.serve", "--server.port", str(port),
+    # -P: the project folder is the working directory, and nothing in it may shadow our packages.
+    argv = [sys.executable, "-P", "-m", "ui.serve", *shipped_config_flags(project), "--server.port", str(port),
             "--server.address", address, "--server.headless", "true" if headless else "false",
             "--browser.gatherUsageStats", "false", *(["--insecure"] if insecure else [])]
+    console.print(f"project: {project}", highlight=False, soft_wrap=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.chdir(APP_PATH.parents[1])  # .streamlit/config.toml is read from the working directory
+    os.chdir(project)
     os.execv(sys.executable, argv)
     return 0  # not reached: exec does not return
 

@@ -9,6 +9,9 @@ from typing import Any, Optional
 import typer
 
 JSON_HELP = "Print machine-readable JSON instead of tables."
+DEFAULT_CONCURRENCY = 8
+DEFAULT_TIMEOUT_S = 60.0
+LOCAL_TIMEOUT_S = 300.0  # a small model on a few CPU cores: a long prompt alone takes tens of seconds
 
 rubrics_app = typer.Typer(help="Rubrics: validate files, list stored versions, show one.", no_args_is_help=True)
 judgments_app = typer.Typer(help="Judgments: import verdicts made elsewhere, export stored ones.", no_args_is_help=True)
@@ -30,21 +33,27 @@ def _split(value: Optional[str]) -> list[str] | None:
 
 
 def _rubric(ref: str):  # type: ignore[no-untyped-def]
-    """A rubric file, or a stored rubric version (name, NAME@HASHPREFIX, hash prefix)."""
-    from judging.rubric import find_rubric_version, load_rubric, rubric_from_version
+    """A rubric file; a rubric name, taken from the project's `rubrics/NAME.yaml`, else the shipped one (the
+    file taken is said on stderr); else a stored rubric version (name, NAME@HASHPREFIX, hash prefix)."""
+    from judging.rubric import find_rubric_version, load_rubric, rubric_file, rubric_from_version
 
-    from ownbench.cli.common import session
+    from ownbench.cli.common import err_console, session
 
     looks_like_file = Path(ref).suffix.lower() in (".yaml", ".yml") or "/" in ref
     if Path(ref).is_file() or looks_like_file:
         return load_rubric(ref)
+    found = rubric_file(ref)
+    if found is not None:
+        origin, path = found
+        err_console.print(f"rubric {ref}: {path} ({origin})", highlight=False, soft_wrap=True)
+        return load_rubric(path)
     with session() as s:
         return rubric_from_version(find_rubric_version(s, ref))
 
 
 def judge_cmd(
     set_ref: str = typer.Option(..., "--set", help="The frozen version to judge: NAME@VERSION, NAME (latest) or a hash prefix."),
-    rubric: str = typer.Option(..., "--rubric", help="A rubric YAML file (e.g. rubrics/helpfulness.yaml) or a stored rubric name."),
+    rubric: str = typer.Option(..., "--rubric", help="A rubric YAML file, a rubric name (rubrics/NAME.yaml of the project, else the shipped one) or a stored version."),
     judge_model: Optional[str] = typer.Option(None, "--judge", help="Judge model (LiteLLM string); default: the rubric's judge.model."),
     api_base: Optional[str] = typer.Option(None, "--api-base", help="OpenAI-compatible server of the judge, e.g. http://127.0.0.1:8080/v1."),
     api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="NAME of the environment variable holding the judge's API key."),
@@ -52,11 +61,12 @@ def judge_cmd(
     mode: Optional[str] = typer.Option(None, "--mode", help="pointwise or pairwise (default: the rubric's judge.mode)."),
     criteria: Optional[str] = typer.Option(None, "--criteria", help="Comma-separated criterion ids (default: all)."),
     structured: Optional[str] = typer.Option(None, "--structured", help="tools, json, json_schema or json_object_schema (llama.cpp) (default: the rubric's)."),
+    template: Optional[str] = typer.Option(None, "--template", help="Judge prompt: a shipped template by name (pointwise_compact: short prompt for small local models) or a .j2 file; default: the mode's."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Judge only the first N items of the version."),
-    concurrency: int = typer.Option(8, "--concurrency", min=1, max=1000, help="Judge calls in flight."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, max=1000, help="Judge calls in flight (default 8; never more than a llama.cpp server's slots)."),
     max_retries: int = typer.Option(2, "--max-retries", min=0, max=10, help="Re-asks after an invalid verdict."),
     max_tokens: int = typer.Option(1024, "--max-tokens", min=16, help="Bound on each judge answer."),
-    timeout_s: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds per judge call."),
+    timeout_s: Optional[float] = typer.Option(None, "--timeout", min=0.1, help=f"Seconds per judge call (default {DEFAULT_TIMEOUT_S:.0f}; {LOCAL_TIMEOUT_S:.0f} for a llama.cpp server on this machine)."),
     input_price: Optional[float] = typer.Option(None, "--input-price", min=0, help="USD per 1M input tokens (overrides LiteLLM's price map)."),
     output_price: Optional[float] = typer.Option(None, "--output-price", min=0, help="USD per 1M output tokens."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Ask the judge again even when an identical request is cached."),
@@ -78,7 +88,7 @@ def judge_cmd(
     batching = {"wait_s": wait, "poll_s": poll_interval} if batch else None
     try:
         summary = _judge(set_ref, rubric, judge_model, api_base, api_key_env, candidates, mode, criteria, structured,
-                         limit, concurrency, max_retries, max_tokens, timeout_s, input_price, output_price,
+                         template, limit, concurrency, max_retries, max_tokens, timeout_s, input_price, output_price,
                          no_cache, new_run, retry_unscored, job, as_json, batching)
     except InputError as exc:
         if job is not None:
@@ -112,10 +122,31 @@ def judge_cmd(
         raise typer.Exit(1)
 
 
+def _fit_to_server(api_base: Optional[str], concurrency: Optional[int],
+                   timeout_s: Optional[float]) -> tuple[int, float]:
+    """Calls in flight and the per-call timeout: a server that states its slots (llama.cpp's /props) never gets
+    more calls at once than it has slots, and, being a local CPU server, a longer default timeout."""
+    slots = None
+    if api_base:
+        from gateway.servers import server_slots
+
+        slots = server_slots(api_base)
+    if slots is None:
+        return concurrency or DEFAULT_CONCURRENCY, timeout_s or DEFAULT_TIMEOUT_S
+    fitted = min(concurrency or slots, slots)
+    timeout = timeout_s or LOCAL_TIMEOUT_S
+    from ownbench.cli.common import err_console
+
+    err_console.print(f"judge server {api_base} has {slots} slot(s): {fitted} call(s) in flight, "
+                      f"timeout {timeout:.0f} s", highlight=False)
+    return fitted, timeout
+
+
 def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: Optional[str],
            api_key_env: Optional[str], candidates: Optional[str], mode: Optional[str], criteria: Optional[str],
-           structured: Optional[str], limit: Optional[int], concurrency: int, max_retries: int, max_tokens: int,
-           timeout_s: float, input_price: Optional[float], output_price: Optional[float], no_cache: bool,
+           structured: Optional[str], template: Optional[str], limit: Optional[int],
+           concurrency: Optional[int], max_retries: int, max_tokens: int, timeout_s: Optional[float],
+           input_price: Optional[float], output_price: Optional[float], no_cache: bool,
            new_run: bool, retry_unscored: bool, job: Optional[int], as_json: bool,
            batching: dict | None = None):  # type: ignore[no-untyped-def]
     from evalsets.freeze import resolve_version
@@ -149,6 +180,7 @@ def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: 
                          hint="e.g. http://127.0.0.1:8080/v1")
     with session() as s:
         version_id = resolve_version(s, set_ref).id
+    concurrency, timeout_s = _fit_to_server(api_base, concurrency, timeout_s)
     cfg = ModelConfig(
         model=model, params={"temperature": rub.judge.temperature, "max_tokens": max_tokens}, api_base=api_base,
         api_key_env=api_key_env, input_price_per_mtok=input_price, output_price_per_mtok=output_price,
@@ -156,7 +188,8 @@ def _judge(set_ref: str, rubric_ref: str, judge_model: Optional[str], api_base: 
     )
     req = JudgeRequest(version_id=version_id, rubric=rub, judge=cfg, mode=mode, structured=structured,  # type: ignore[arg-type]
                        candidates=_split(candidates), criteria=crits, limit=limit, max_retries=max_retries,
-                       use_cache=not no_cache, new_run=new_run, retry_unscored=retry_unscored, job_id=job)
+                       use_cache=not no_cache, new_run=new_run, retry_unscored=retry_unscored, job_id=job,
+                       template=template)
     import asyncio
 
     engine = settings.engine()
@@ -269,8 +302,8 @@ def rubrics_validate(
 
 @rubrics_app.command("list")
 def rubrics_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
-    """Stored rubric versions (newest first) and the rubric files shipped with ownbench."""
-    from judging.rubric import RUBRICS_DIR
+    """Stored rubric versions (newest first) and the rubric files of the project and shipped with ownbench."""
+    from judging.rubric import rubric_files
     from rich.table import Table
     from sqlmodel import select
     from storage.models import RubricVersion
@@ -284,9 +317,11 @@ def rubrics_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) 
                  "criteria": [c["id"] for c in r.spec.get("criteria", [])],
                  "parent": hashes.get(r.parent_id) if r.parent_id else None, "source": r.source_path,
                  "created_at": r.created_at} for r in rows]
-    shipped = sorted(str(p) for p in RUBRICS_DIR.glob("*.yaml"))
+    files = rubric_files()
+    shipped = [str(p) for origin, p in files if origin == "shipped"]
     if as_json:
-        print_json({"stored": data, "shipped": shipped})
+        print_json({"stored": data, "project": [str(p) for origin, p in files if origin == "project"],
+                    "shipped": shipped})
         return
     t = Table(title="stored rubric versions")
     for col in ("name", "version", "criteria", "parent", "source", "created"):
@@ -295,7 +330,8 @@ def rubrics_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) 
         t.add_row(d["name"], d["version"][:12], ", ".join(d["criteria"]), (d["parent"] or "")[:12],
                   d["source"] or "", str(d["created_at"])[:19])
     console.print(t if data else "no rubric stored yet (they are stored when first used by `ownbench judge`)")
-    console.print("shipped: " + ", ".join(shipped), highlight=False)
+    for origin, path in files:
+        console.print(f"{origin}: {path.stem}  {path}", highlight=False, soft_wrap=True)
 
 
 @rubrics_app.command("show")

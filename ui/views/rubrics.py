@@ -3,7 +3,6 @@ a sample item, saving as a new version, and the version history with diffs."""
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 
 import streamlit as st
 from sqlmodel import Session, select
@@ -21,9 +20,10 @@ eng = common.engine()
 
 with Session(eng) as s:
     stored = s.exec(select(RubricVersion).order_by(RubricVersion.name, RubricVersion.id.desc())).all()  # type: ignore[union-attr]
-shipped = sorted((Path(__file__).resolve().parents[2] / "rubrics").glob("*.yaml"))
 sources = {f"stored: {r.name} · {r.content_hash[:12]}": r.yaml_text for r in stored}
-sources.update({f"file: rubrics/{p.name}": p.read_text(encoding="utf-8") for p in shipped})
+# The project's rubrics/ (the app runs in the project folder), then the shipped rubrics it does not shadow.
+sources.update({(f"file: rubrics/{p.name}" if origin == "project" else f"shipped: {p.name}"):
+                p.read_text(encoding="utf-8") for origin, p in rubric_mod.rubric_files()})
 sources["(empty)"] = ""
 
 edit, history = st.tabs(["Edit", "History"])
