@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from analysis.data import criteria_of, latest_judge_run
 from storage.errors import InputError
+from storage.names import check_name
 from storage.models import (
     Annotator,
     EvalSetVersion,
@@ -268,6 +269,7 @@ def _assign(session: Session, units: list[GoldenUnit], names: list[str], k: int,
     rng = np.random.default_rng(seed + 1)
     people = []
     for name in names:
+        name = check_name(name, "annotator", where="annotators")
         a = session.exec(select(Annotator).where(Annotator.name == name)).first()
         if a is None:
             a = Annotator(name=name)

@@ -17,6 +17,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from storage.errors import InputError
+from storage.names import check_name
 from storage.models import (
     Annotator,
     EvalSet,
@@ -78,11 +79,7 @@ class Progress:
 
 def ensure_annotator(session: Session, name: str) -> Annotator:
     """The annotator called `name`, created on first use (names are how people are identified)."""
-    name = (name or "").strip()
-    if not name:
-        raise InputError("annotator name is empty", where="annotator", hint="pick or type your name")
-    if len(name) > 200:
-        raise InputError("annotator name is longer than 200 characters", where="annotator")
+    name = check_name(name, "annotator")
     found = session.exec(select(Annotator).where(Annotator.name == name)).first()
     if found is None:
         found = Annotator(name=name)

@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 from analysis.data import criteria_of, latest_judge_run
 from storage.errors import InputError
 from storage.hashing import file_hash
+from storage.names import check_name
 from storage.models import Annotator, Candidate, Item, Judgment, Label, Output, RubricVersion, Run
 from storage.rowfiles import read_rows
 
@@ -108,6 +109,11 @@ def import_labels(
         except ValueError as exc:
             problems.append(f"{where}: criterion {crit['id']!r}: {exc}")
             continue
+        try:
+            who = check_name(row["annotator"], "annotator", where=f"{where}: annotator")
+        except InputError as exc:
+            problems.append(exc.what if exc.where is None else f"{exc.where}: {exc.what} ({exc.hint})")
+            continue
         prob = row.get("inclusion_prob")
         if prob not in (None, ""):
             try:
@@ -120,7 +126,7 @@ def import_labels(
                 continue
         else:
             prob = None
-        good.append({"annotator": str(row["annotator"]).strip(), "criterion": crit["id"], "item": item, "output": out,
+        good.append({"annotator": who, "criterion": crit["id"], "item": item, "output": out,
                      "verdict": verdict, "score": score, "prob": prob, "comment": row.get("comment") or None})
     if problems:
         shown = "\n  ".join(problems[:30])

@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 from storage.errors import InputError
 from storage.hashing import content_hash, file_hash
 from storage.models import Candidate, Item, Output, Run, utcnow
+from storage.names import check_name
 
 _KNOWN = {"item_key", "item_id", "prompt_hash", "messages", "output", "text", "error", "finish_reason",
           "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "model", "meta"}
@@ -131,6 +132,7 @@ def import_run(session: Session, path: str | Path, candidate_name: str, version_
 
     candidate = session.exec(select(Candidate).where(Candidate.name == candidate_name)).first()
     if candidate is None:
+        candidate_name = check_name(candidate_name, "candidate", where="--candidate")
         models = {v.get("model") for _, v in rows if v.get("model")}
         candidate = Candidate(name=candidate_name, model=next(iter(models)) if len(models) == 1 else "imported",
                               config_hash=content_hash({"imported": candidate_name}))

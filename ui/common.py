@@ -12,7 +12,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, select
 
 from storage.errors import InputError
+from storage.names import check_name
 from storage.models import Annotator, EvalSet, EvalSetVersion, RubricVersion
+from ui.render import inline
 
 AUTH_HEADER_ENV = "OWNBENCH_AUTH_HEADER"  # e.g. X-Forwarded-User behind an authenticating proxy
 QUERY_TTL = 10  # seconds: read queries are cached briefly; labeling never reads from a cache
@@ -64,7 +66,9 @@ def secret_env() -> dict[str, str]:
 
 def show_input_error(exc: InputError) -> None:
     """The same words the CLI prints, as an error box."""
-    st.error(exc.message)
+    from ui.render import safe_markdown
+
+    st.error(safe_markdown(exc.message))
 
 
 # --- identity -------------------------------------------------------------------------------------------------
@@ -102,7 +106,7 @@ def identity_sidebar() -> str | None:
     if header:
         name = current_annotator()
         if name:
-            st.sidebar.write(f"Signed in as {name}")
+            st.sidebar.markdown(f"Signed in as {inline(name)}")
         else:
             st.sidebar.warning(f"This deployment identifies annotators by the `{header}` header, which is missing.")
         return name
@@ -114,10 +118,12 @@ def identity_sidebar() -> str | None:
                                   label_visibility="collapsed")
     if picked == "(new name)":
         typed = st.sidebar.text_input("New annotator name", key="annotator_new").strip()
+        picked = "—"
         if typed:
-            picked = typed
-        else:
-            picked = "—"
+            try:
+                picked = check_name(typed, "annotator", where="new annotator name")
+            except InputError as exc:
+                st.sidebar.error(inline(exc.what) + "  \n" + inline(exc.hint))
     name = None if picked == "—" else picked
     if name != st.session_state.get("annotator"):
         st.session_state["annotator"] = name

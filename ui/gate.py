@@ -6,6 +6,7 @@ from sqlmodel import Session
 from analysis import reports
 from storage.models import EvalSet, EvalSetVersion, RubricVersion
 from ui import common, queries
+from ui.render import inline
 
 
 def pair_title(s: Session, version_id: int, rubric_version_id: int) -> str:
@@ -21,15 +22,15 @@ def ranking_status(url: str) -> list[str]:
     lines = []
     with Session(common.engine()) as s:
         for version_id, rubric_id, _n in pairs:
-            title = pair_title(s, version_id, rubric_id)
+            title = inline(pair_title(s, version_id, rubric_id))
             try:
                 report = reports.ranking_report(s, version_id, rubric_id)
             except Exception as exc:  # noqa: BLE001 - shown as words, the page must stay up
-                lines.append(f"{title}: the ranking could not be computed ({exc}).")
+                lines.append(f"{title}: the ranking could not be computed ({inline(exc)}).")
                 continue
             withheld = getattr(report, "withheld", None) or {}
             if withheld:
-                reasons = "; ".join(str(why) for whys in withheld.values() for why in whys)
+                reasons = "; ".join(inline(why) for whys in withheld.values() for why in whys)
                 lines.append(f"{title}: rankings are withheld: {reasons}.")
             else:
                 lines.append(f"{title}: rankings are unlocked; see the **Rankings** page.")

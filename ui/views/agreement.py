@@ -14,7 +14,7 @@ from storage.errors import InputError
 from storage.models import Annotator, GoldenUnit, Item, Judgment, Label, Output
 from ui import common, queries, report_view
 from ui.gate import pair_title
-from ui.render import show_chat, show_text
+from ui.render import inline, show_chat, show_text
 
 st.title("Agreement")
 url = common.database_url()
@@ -170,9 +170,9 @@ else:
         with st.container(border=True):
             show_text(st, (out.text if out else "") or "")
     with right:
-        st.markdown(f"**Judge verdict:** {rows[idx]['judge']}")
+        st.markdown(f"**Judge verdict:** {inline(rows[idx]['judge'])}")
         st.markdown("**Judge's rationale**")
         show_text(st, (j.rationale or j.unscored_reason or "") if j else "", plain=True)
-        st.markdown(f"**Humans:** {rows[idx]['humans']}")
+        st.markdown(f"**Humans:** {inline(rows[idx]['humans'])}")
         for comment, who in comments:
-            st.caption(f"{who}: {comment}")
+            st.caption(f"{inline(who)}: {inline(comment, limit=2000)}")

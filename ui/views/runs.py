@@ -7,6 +7,7 @@ from sqlmodel import Session, select
 
 from storage.models import Candidate, EvalSet, EvalSetVersion, RubricVersion
 from ui import common, jobs, queries
+from ui.render import inline
 
 st.title("Runs")
 url = common.database_url()
@@ -44,16 +45,16 @@ def jobs_panel() -> None:
                 status = job["status"] + (" · cancel requested" if job["cancel_requested"] and running else "")
                 if gone:
                     status += " · the process has ended without reporting (see its log)"
-                st.markdown(f"**Job {job['id']}** · {job['kind']} · {status}")
-                st.caption(" ".join(str(a) for a in (job.get("args") or {}).get("argv", [])))
+                st.markdown(f"**Job {job['id']}** · {inline(job['kind'])} · {inline(status)}")
+                st.caption(inline(" ".join(str(a) for a in (job.get("args") or {}).get("argv", []))))
                 if total:
                     st.progress(min(1.0, (done or 0) / total), text=(
                         f"{done or 0} of {total} · errors {prog.get('errors', 0)} · "
                         f"spend ${prog.get('spend_usd') or 0:,.4f}"))
                 elif prog:
-                    st.caption(", ".join(f"{k} {v}" for k, v in prog.items()))
+                    st.caption(inline(", ".join(f"{k} {v}" for k, v in prog.items())))
                 if job.get("message"):
-                    st.caption(job["message"])
+                    st.caption(inline(job["message"], limit=2000))
             with action:
                 if running and not job["cancel_requested"] and st.button("Cancel", key=f"cancel-{job['id']}"):
                     jobs.cancel(eng, job["id"])
