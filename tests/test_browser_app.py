@@ -212,3 +212,55 @@ def test_ranking_is_withheld_before_the_gate_and_shown_after(browser, tmp_path: 
     finally:
         server.stop()
         eng.dispose()
+
+
+def test_label_page_keeps_the_criterion_in_view_and_remembers_the_earlier_label(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from sqlmodel import Session as DbSession
+
+    from storage.models import Output
+
+    url = f"sqlite:///{tmp_path / 'long.db'}"
+    eng = make_engine(url)
+    seeded = seed_project(eng)
+    with DbSession(eng) as s:  # the first unit's response runs over many screens
+        out = s.get(Output, seeded.xss_output_id)
+        out.text = "\n\n".join(f"Paragraph {i}: " + "a long answer " * 40 for i in range(120))
+        s.add(out)
+        s.commit()
+    server = AppServer(url, tmp_path / "home")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(server.url + "/label?annotator=alice")
+        page.get_by_text("Unit 1 of 18").wait_for(timeout=30_000)
+        _ready(page)
+        page.get_by_text("Show all (").wait_for()
+        assert page.get_by_text("Paragraph 119:").count() == 0  # collapsed to its start
+        main = "[data-testid='stMain']"
+        page.evaluate(f"() => document.querySelector(\"{main}\").scrollTo(0, 2500)")
+        page.wait_for_timeout(300)
+        box = page.get_by_text("Criterion 1 of 2").bounding_box()
+        assert box is not None and 0 <= box["y"] <= 900, box  # the panel stayed in view
+        assert page.get_by_role("button", name="Pass").first.is_visible()
+        page.get_by_placeholder("Why?").fill("first thought")
+        page.get_by_placeholder("Why?").press("Enter")
+        page.evaluate("() => document.activeElement.blur()")
+        _ready(page)
+        page.keyboard.press("Shift+1")  # Shift works as well as the bare key
+        page.get_by_text("Criterion 2 of 2").wait_for()
+        _ready(page)
+        assert page.evaluate(f"() => document.querySelector(\"{main}\").scrollTop") == 0  # the next step opens at the top
+        page.keyboard.press("Shift+B")
+        page.get_by_text("You labeled pass this before").wait_for()
+        _ready(page)
+        assert page.get_by_placeholder("Why?").input_value() == "first thought"
+        # the earlier choice is the one highlighted
+        primary = "[data-stale='false'] button[kind='primary']"
+        page.wait_for_timeout(500)
+        assert page.locator(primary, has_text="Pass").count() >= 1
+        assert page.locator(primary, has_text="Fail").count() == 0
+        rows = _labels(url)
+        assert [(r.verdict, r.comment) for r in rows] == [("pass", "first thought")]
+        page.close()
+    finally:
+        server.stop()
+        eng.dispose()
