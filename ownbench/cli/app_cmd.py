@@ -13,21 +13,27 @@ NO_BROWSER_ENV = "OWNBENCH_DEMO_NO_BROWSER"
 APP_PATH = Path(__file__).resolve().parents[2] / "ui" / "app.py"
 
 
-def _free_port(preferred: int) -> int:
-    with socket.socket() as sock:
+def _check_port(port: int, address: str) -> None:
+    """The port asked for, or a clear error: the app never moves to another port behind the user's back."""
+    from storage.errors import InputError
+
+    if not 0 < port < 65536:
+        raise InputError(f"port {port} is not a TCP port", where="--port", hint="give a number from 1 to 65535")
+    host = "127.0.0.1" if address == "localhost" else address
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         try:
-            sock.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            sock.bind(("127.0.0.1", 0))
-            return int(sock.getsockname()[1])
+            sock.bind((host, port))
+        except OSError as exc:
+            raise InputError(f"cannot listen on {address}:{port}: {exc.strerror or exc}", where="--port",
+                             hint="another program (perhaps another `ownbench app`) uses it: stop that program, "
+                                  "or pass a free port with --port") from None
 
 
 def serve(port: int, *, page: str = "", headless: bool = True, address: str = "localhost") -> int:
     """Run `streamlit run ui/app.py` in the foreground on `port`; prints the URL first."""
     from ownbench.cli.common import console
 
-    port = _free_port(port)
+    _check_port(port, address)
     url = f"http://{address}:{port}/{page}"
     console.print(f"ownbench app: [bold]{url}[/]  (Ctrl+C stops it)", highlight=False)
     argv = [sys.executable, "-m", "ui.serve", "--server.port", str(port),
@@ -42,7 +48,7 @@ def serve(port: int, *, page: str = "", headless: bool = True, address: str = "l
 def register(app: typer.Typer) -> None:
     @app.command("app")
     def app_command(
-        port: int = typer.Option(8501, "--port", help="Port to serve on (the next free one if taken)."),
+        port: int = typer.Option(8501, "--port", help="Port to serve on (an error if it is taken)."),
         address: str = typer.Option("localhost", "--address", help="Interface to listen on."),
     ) -> None:
         """Open the app: label blind, edit rubrics, watch runs, read agreement and rankings."""
