@@ -264,3 +264,55 @@ def test_label_page_keeps_the_criterion_in_view_and_remembers_the_earlier_label(
     finally:
         server.stop()
         eng.dispose()
+
+
+def test_rankings_names_its_judge_run_and_compare_says_withheld(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A newer judge run over a few outputs does not take over; a criterion without labels is withheld in
+    Compare, never "no significant regression"; an imported candidate is not offered for a run and a failed
+    run says why on the Runs page."""
+    from sqlmodel import delete
+
+    from storage.hashing import content_hash
+    from storage.models import Candidate, JudgeRun, Judgment, Output, Run
+
+    url = f"sqlite:///{tmp_path / 'rank.db'}"
+    eng = make_engine(url)
+    seeded = seed_project(eng, items=20, golden_items=20, simulated_labels=True, human_agreement=0.97)
+    with Session(eng) as s:
+        s.exec(delete(Label).where(Label.criterion_id == "helpful"))  # type: ignore[call-overload]
+        partial = JudgeRun(version_id=seeded.version_id, rubric_version_id=seeded.rubric_version_id,
+                           judge_model="openai/judge-partial", status="done", mode="pointwise")
+        s.add(partial)
+        s.flush()
+        for o in s.exec(select(Output).limit(5)):
+            s.add(Judgment(judge_run_id=partial.id, criterion_id="correct", item_id=o.item_id, output_id=o.id,
+                           verdict="pass", score=1.0, rationale="r", version_hash="x", rubric_hash="y",
+                           judge_model="openai/judge-partial"))
+        imported = Candidate(name="prod-log", model="imported", config_hash=content_hash({"imported": "prod-log"}))
+        s.add(imported)
+        s.flush()
+        s.add(Run(candidate_id=imported.id, version_id=seeded.version_id, source="imported", status="failed",
+                  status_reason="the answer file ended early"))
+        s.commit()
+        partial_id = partial.id
+    server = AppServer(url, tmp_path / "home")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server.url + "/rankings")
+        page.get_by_text(f"Showing judge run {seeded.judge_run_id} ").wait_for(timeout=60_000)
+        page.get_by_text("the newest of those that judged the most outputs").wait_for()
+        assert page.get_by_text(f"Showing judge run {partial_id} ").count() == 0
+        page.get_by_text("Calibrated estimates").first.wait_for(timeout=60_000)
+        page.get_by_role("button", name="Compare").click()
+        page.get_by_text("Withheld on helpful").wait_for(timeout=60_000)
+        assert page.get_by_text("No significant regression", exact=True).count() == 0
+        page.goto(server.url + "/runs")
+        page.get_by_text("the answer file ended early").first.wait_for(timeout=60_000)
+        page.get_by_text("Run 4 (prod-log").wait_for()
+        page.locator("[data-testid='stSelectbox']", has_text="Candidate").click()
+        options = page.get_by_role("option").all_inner_texts()
+        assert options and not any("prod-log" in o for o in options), options
+        page.close()
+    finally:
+        server.stop()
+        eng.dispose()

@@ -72,17 +72,25 @@ def judge_cmd(
         summary = _judge(set_ref, rubric, judge_model, api_base, api_key_env, candidates, mode, criteria, structured,
                          limit, concurrency, max_retries, max_tokens, timeout_s, input_price, output_price,
                          no_cache, new_run, retry_unscored, job, as_json)
-    except InputError as exc:
+    except typer.Exit:  # the judge run itself recorded how it ended
+        raise
+    except (Exception, KeyboardInterrupt) as exc:  # the app shows the job: it must not stay "running"
         if job is not None:
             from storage.jobs import update_job
 
-            update_job(settings.engine(), job, status="failed", message=exc.message)
+            reason = exc.message if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+            update_job(settings.engine(), job, status="failed", message=reason)
         raise
     _print_summary(summary, as_json)
     if summary.judged and summary.scored == 0:
         from ownbench.cli.common import err_console
 
         top = next(iter(summary.unscored_reasons), "unknown")
+        if job is not None:
+            from storage.jobs import update_job
+
+            update_job(settings.engine(), job, status="failed",
+                       message=f"every judgment failed (mostly: {top}); nothing was scored")
         err_console.print(f"[bold red]every judgment failed[/] (mostly: {top}); nothing was scored", highlight=False)
         raise typer.Exit(1)
 

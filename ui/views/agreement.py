@@ -57,11 +57,14 @@ def golden_section(version_id: int, rubric_id: int, judge_run_id: int | None, mo
                             s, version_id, rubric_id, judge_run_id if strategy != "candidate" else None, int(n),
                             seed=int(seed), strategy=strategy, mode=mode,
                             annotators=[x.strip() for x in names.split(",") if x.strip()], k=int(k))
-                    st.success(f"Drew {sel.created} units ({sel.total} in the subset, {sel.strata} strata); "
-                               f"{sel.assignments} assignments.")
+                    st.session_state["agr-drawn"] = (f"Drew {sel.created} units ({sel.total} in the subset, "
+                                                     f"{sel.strata} strata); {sel.assignments} assignments.")
                     common.clear_read_caches()
+                    st.rerun()  # the expander's title and the progress table count the new units
                 except InputError as exc:
                     common.show_input_error(exc)
+        if st.session_state.get("agr-drawn"):
+            st.success(st.session_state.pop("agr-drawn"))
         if progress:
             st.dataframe(pd.DataFrame([{
                 "annotator": p.annotator, "assigned units": p.assigned_units, "done units": p.done_units,

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 from sqlmodel import Session, select
 
+from storage.hashing import content_hash
 from storage.models import Candidate, EvalSet, EvalSetVersion, RubricVersion
 from ui import common, jobs, queries
 from ui.render import inline
@@ -54,7 +55,7 @@ def jobs_panel() -> None:
                 elif prog:
                     st.caption(inline(", ".join(f"{k} {v}" for k, v in prog.items())))
                 if job.get("message"):
-                    st.caption(inline(job["message"], limit=2000))
+                    (st.error if job["status"] == "failed" else st.caption)(inline(job["message"], limit=2000))
             with action:
                 if running and not job["cancel_requested"] and st.button("Cancel", key=f"cancel-{job['id']}"):
                     jobs.cancel(eng, job["id"])
@@ -71,11 +72,14 @@ start_run, start_judge = st.tabs(["Start a candidate run", "Start a judge run"])
 
 with start_run:
     with Session(eng) as s:
-        candidates = [(c.name, c.model) for c in s.exec(select(Candidate).order_by(Candidate.name))]
+        # an imported candidate has no configuration to call: its answers came from a file
+        candidates = [(c.name, c.model) for c in s.exec(select(Candidate).order_by(Candidate.name))
+                      if c.config_hash != content_hash({"imported": c.name})]
     if not versions:
         st.info("Freeze an eval set first (Eval sets page).")
     elif not candidates:
-        st.info("No candidates yet: declare them in a candidates.yaml and run `ownbench candidates add candidates.yaml`.")
+        st.info("No candidate to run yet (imported answers are not re-run): declare candidates in a candidates.yaml "
+                "and run `ownbench candidates add candidates.yaml`.")
     else:
         with st.form("start-run"):
             vid = common.pick("Eval set version", versions, key="run-version")
@@ -125,6 +129,10 @@ jobs_panel()
 
 st.subheader("Candidate runs")
 runs = queries.runs_table(url)
+for r in runs:
+    if r["status"] in ("failed", "stopped", "cancelled") and r.get("reason"):
+        (st.error if r["status"] == "failed" else st.warning)(
+            f"Run {r['run']} ({inline(r['candidate'])} on {inline(r['set'])}) {r['status']}: {inline(r['reason'], limit=2000)}")
 if runs:
     st.dataframe(pd.DataFrame(runs), hide_index=True, width="stretch")
 else:
@@ -132,6 +140,10 @@ else:
 
 st.subheader("Judge runs")
 jruns = queries.judge_runs_table(url)
+for r in jruns:
+    if r["status"] in ("failed", "stopped", "cancelled") and r.get("reason"):
+        (st.error if r["status"] == "failed" else st.warning)(
+            f"Judge run {r['judge run']} ({inline(r['set'])}) {r['status']}: {inline(r['reason'], limit=2000)}")
 if jruns:
     st.dataframe(pd.DataFrame(jruns), hide_index=True, width="stretch")
 else:
