@@ -73,7 +73,7 @@ with browse:
         for item in items[(page - 1) * page_size: page * page_size]:
             first = next((m for m in item.messages if m.get("role") == "user"), {})
             preview = inline(f"{item.item_key} — {first.get('content', '')}", limit=110)
-            with st.expander(f"{item.position + 1}\. {preview}"):
+            with st.expander(f"{item.position + 1}\\. {preview}"):
                 show_chat(st, item.messages)
                 if item.reference:
                     st.markdown("**Reference answer**")

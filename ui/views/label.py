@@ -6,7 +6,6 @@ exactly what is shown). Saving and moving on reruns only the labeling fragment.
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import streamlit as st
@@ -98,11 +97,11 @@ def labeling_panel(annotator_id: int, task: labeling.LabelingTask, plain: bool) 
         if st.session_state.get(key + ":history"):
             st.button("Back to the last unit", key="back-last", shortcut=NAV_KEYS["back"],
                       on_click=_act, args=(annotator_id, task, ("", ""), "back"))
+            _shift_twin(NAV_KEYS["back"], "back-last", (annotator_id, task, ("", ""), "back"))
         return
 
     step_id = f"{view.golden_unit_id}:{view.criterion['id']}"
     crit_index = next(i for i, c in enumerate(view.criteria) if c["id"] == view.criterion["id"])
-    _to_top(step_id)
     left, right = st.columns([3, 2], gap="medium")
     with left:
         st.caption(f"Unit {view.position + 1} of {view.queue_size}")
@@ -126,15 +125,29 @@ def labeling_panel(annotator_id: int, task: labeling.LabelingTask, plain: bool) 
         _criterion_panel(annotator_id, task, view, step_id, crit_index)
 
 
-def _to_top(step_id: str) -> None:
-    """A new step opens at the top of the page (the fragment rerun keeps the old scroll position otherwise).
-    The script runs in the component's own frame, from this page, and fetches nothing."""
-    marker = json.dumps(step_id).replace("<", "\\u003c")  # a new step id makes a new frame, so it runs again
-    components.html(
-        f"<script>const step = {marker}; const m = window.parent.document.querySelector('[data-testid=\"stMain\"]');"
-        " if (m) { m.scrollTo(0, 0); } window.parent.scrollTo(0, 0);</script>",
-        height=0,
-    )
+# One frame for the whole page (not one per step, which would cost every keypress a new document): it watches
+# the step heading and scrolls to the top when the step changes. It runs from this page and fetches nothing.
+TO_TOP = """<script>
+const doc = window.parent.document;
+let last = null, queued = false;
+function check() {
+  queued = false;
+  const texts = sel => [...doc.querySelectorAll(sel)].map(e => e.textContent);
+  const crit = texts("[data-stale='false'] h5").filter(t => t.startsWith("Criterion")).join("|");
+  const unit = texts("[data-stale='false'] [data-testid='stCaptionContainer']").filter(t => t.startsWith("Unit"));
+  const step = unit.join("|") + "|" + crit;
+  if (crit && step !== last) {
+    if (last !== null) {
+      const main = doc.querySelector('[data-testid="stMain"]');
+      if (main) { main.scrollTo(0, 0); }
+      window.parent.scrollTo(0, 0);
+    }
+    last = step;
+  }
+}
+new MutationObserver(() => { if (!queued) { queued = true; window.parent.requestAnimationFrame(check); } })
+  .observe(doc.body, {childList: true, subtree: true});
+</script>"""
 
 
 def _long_text(text: str, plain: bool, key: str) -> None:
@@ -239,6 +252,7 @@ def main() -> None:
         if len(tasks) > 1 else 0
     plain = st.toggle("Show text verbatim (no markdown)", key="label-plain")
     st.html(PAGE_CSS)
+    components.html(TO_TOP, height=0)
     labeling_panel(annotator_id, tasks[chosen], plain)
 
 
