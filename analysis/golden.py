@@ -18,7 +18,6 @@ from sqlmodel import Session, select
 
 from analysis.data import criteria_of, latest_judge_run
 from storage.errors import InputError
-from storage.names import check_name
 from storage.models import (
     Annotator,
     EvalSetVersion,
@@ -30,6 +29,7 @@ from storage.models import (
     RubricVersion,
     Run,
 )
+from storage.names import check_name
 
 STRATEGIES = ("stratified", "uncertainty", "candidate")
 PAIR_STRATEGY = "candidate pair"  # the only design for pairwise units

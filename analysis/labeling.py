@@ -17,7 +17,6 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from storage.errors import InputError
-from storage.names import check_name
 from storage.models import (
     Annotator,
     EvalSet,
@@ -29,6 +28,7 @@ from storage.models import (
     Output,
     RubricVersion,
 )
+from storage.names import check_name
 
 PAIRWISE_CHOICES = ("first", "second", "tie")  # as shown to the annotator, before undoing the swap
 

@@ -21,8 +21,8 @@ from sqlmodel import Session, select
 from analysis.data import criteria_of, latest_judge_run
 from storage.errors import InputError
 from storage.hashing import file_hash
-from storage.names import check_name
 from storage.models import Annotator, Candidate, Item, Judgment, Label, Output, RubricVersion, Run
+from storage.names import check_name
 from storage.rowfiles import read_rows
 
 REQUIRED = ("item", "candidate", "criterion", "label", "annotator")

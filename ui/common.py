@@ -12,8 +12,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, select
 
 from storage.errors import InputError
-from storage.names import check_name
 from storage.models import Annotator, EvalSet, EvalSetVersion, RubricVersion
+from storage.names import check_name
 from ui.render import inline
 
 AUTH_HEADER_ENV = "OWNBENCH_AUTH_HEADER"  # e.g. X-Forwarded-User behind an authenticating proxy
