@@ -304,7 +304,7 @@ def test_rankings_names_its_judge_run_and_compare_says_withheld(browser, tmp_pat
         assert page.get_by_text(f"Showing judge run {partial_id} ").count() == 0
         page.get_by_text("Calibrated estimates").first.wait_for(timeout=60_000)
         page.get_by_role("button", name="Compare").click()
-        page.get_by_text("Withheld on helpful").wait_for(timeout=60_000)
+        page.get_by_text("Withheld on helpful").first.wait_for(timeout=60_000)
         assert page.get_by_text("No significant regression", exact=True).count() == 0
         page.goto(server.url + "/runs")
         page.get_by_text("the answer file ended early").first.wait_for(timeout=60_000)

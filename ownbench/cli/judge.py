@@ -86,12 +86,6 @@ def judge_cmd(
         from ownbench.cli.common import err_console
 
         top = next(iter(summary.unscored_reasons), "unknown")
-        if job is not None:
-            from storage.jobs import cancel_requested, update_job
-
-            if not cancel_requested(settings.engine(), job):  # a cancelled job stays cancelled
-                update_job(settings.engine(), job, status="failed",
-                           message=f"every judgment failed (mostly: {top}); nothing was scored")
         err_console.print(f"[bold red]every judgment failed[/] (mostly: {top}); nothing was scored", highlight=False)
         raise typer.Exit(1)
 
