@@ -29,6 +29,7 @@ from storage.models import (
     RubricVersion,
     Run,
 )
+from storage.names import check_name
 
 STRATEGIES = ("stratified", "uncertainty", "candidate")
 PAIR_STRATEGY = "candidate pair"  # the only design for pairwise units

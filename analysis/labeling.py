@@ -30,6 +30,7 @@ from storage.models import (
     Output,
     RubricVersion,
 )
+from storage.names import check_name
 
 PAIRWISE_CHOICES = ("first", "second", "tie")  # as shown to the annotator, before undoing the swap
 

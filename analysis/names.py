@@ -3,29 +3,16 @@
 name at once."""
 from __future__ import annotations
 
-import unicodedata
-
 from sqlmodel import Session, select
 
-from storage.errors import InputError
 from storage.models import Annotator
+from storage.names import check_name
 
-MAX_NAME = 200  # the column's length on every backend
 
 
 def check_annotator_name(name: object, *, where: str = "annotator") -> str:
-    """The name, stripped; InputError when it is empty, too long, or holds control characters."""
-    text = str(name if name is not None else "").strip()
-    if not text:
-        raise InputError("annotator name is empty", where=where, hint="pick or type a name")
-    if len(text) > MAX_NAME:
-        raise InputError(f"annotator name is {len(text)} characters long; the limit is {MAX_NAME}", where=where,
-                         hint="use a shorter name, e.g. the person's e-mail address or initials")
-    bad = next((ch for ch in text if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn")), None)
-    if bad is not None:
-        raise InputError(f"annotator name contains the invisible or control character U+{ord(bad):04X}",
-                         where=where, hint="type the name with letters, digits, spaces and punctuation only")
-    return text
+    """The name, stripped; InputError when it breaks the one rule for names (`storage.names`)."""
+    return check_name(name, "annotator", where=where)
 
 
 def get_or_create_annotator(session: Session, name: object, *, where: str = "annotator") -> Annotator:

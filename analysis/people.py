@@ -10,7 +10,6 @@ progress), annotator (the Label page and their own progress, nothing else).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from sqlmodel import Session, select
@@ -28,7 +27,6 @@ CAPABILITIES: dict[str, frozenset[str]] = {
 # review: judge verdicts and rationales, candidate names, everyone's labels, agreement, adjudication, rankings,
 #         runs, people and progress. operate: eval sets, rubrics, starting runs. manage_people: the owners' page.
 
-_NAME = re.compile(r"^[\w.@+\-' ]{1,200}$")
 
 
 class AccessDenied(InputError):
@@ -55,16 +53,12 @@ CLI = Viewer("command line", OWNER, None, "cli")
 
 
 def check_name(name: str, where: str = "name") -> str:
-    """A person's identity as stored: trimmed, 1–200 characters of letters, digits, space and . @ + - ' _."""
-    from analysis.names import check_annotator_name
+    """A person's identity as stored: the one rule for names (`storage.names`), which allows e-mail addresses."""
+    from storage.names import check_name as check
 
     if not (name or "").strip():
         raise InputError("the name is empty", where=where, hint="give the identity people sign in with, e.g. an e-mail")
-    name = check_annotator_name(name, where=where)  # the rule every annotator name follows, then a stricter one
-    if not _NAME.match(name):
-        raise InputError(f"{name[:60]!r} is not a valid name: use letters, digits, spaces and . @ + - ' _ "
-                         "(at most 200 characters)", where=where)
-    return name
+    return check(name, "annotator", where=where)
 
 
 def check_role(role: str) -> str:

@@ -608,7 +608,7 @@ def ranking_report(
             lo, hi = ranges[i]
             r["rank"] = [lo, hi]
             r["rank_label"] = str(lo) if lo == hi else f"{lo}–{hi}"
-            r["pareto"] = bool(front[i])
+            r["pareto"] = bool(front[i]) if np.isfinite(cost[i]) else None  # no cost known: no claim
             if not show_judge:
                 r.pop("judge_only", None)
             ordered.append(r)
@@ -646,7 +646,11 @@ class CompareReport:
 
     def to_markdown(self) -> str:
         h = self.header
-        verdict = ("**Significant regression**" if self.regressed else "No significant regression")
+        withheld = [c["criterion"] for c in self.criteria if c.get("withheld")]
+        verdict = ("**Significant regression**" if self.regressed else
+                   f"**Withheld** on {', '.join(withheld)}: no verdict there; no significant regression on the rest"
+                   if withheld and len(withheld) < len(self.criteria) else
+                   "**Withheld**: too few golden labels for a verdict" if withheld else "No significant regression")
         out = [f"# Compare: {self.candidate} vs baseline {self.baseline}", "",
                f"{h['set']} · rubric {h['rubric']} ({h['rubric_hash'][:8]}) · judge `{h['judge_model']}`. "
                f"{verdict} at level {self.level} (Holm across criteria).", "",

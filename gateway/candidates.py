@@ -32,6 +32,7 @@ from storage.errors import InputError
 from storage.hashing import content_hash
 from storage.models import Candidate
 from storage.yamltext import YamlLimitError, compose_bounded, construct
+from storage.names import check_name
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED_PARAMS = {"model", "messages", "api_key", "api_base", "base_url"}
@@ -52,6 +53,14 @@ class CandidateSpec(BaseModel):
     tpm: int | None = Field(default=None, ge=1)
     timeout_s: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=4, ge=1, le=20)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        try:
+            return check_name(v, "candidate")
+        except InputError as exc:
+            raise ValueError(f"{exc.what}; {exc.hint}") from None
 
     @field_validator("api_key_env")
     @classmethod

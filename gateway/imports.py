@@ -22,6 +22,7 @@ from storage.errors import InputError
 from storage.hashing import content_hash, file_hash
 from storage.models import Candidate, Item, Output, Run, utcnow
 from storage.rowfiles import decoded_lines, parse_json
+from storage.names import check_name
 
 _KNOWN = {"item_key", "item_id", "prompt_hash", "messages", "output", "text", "error", "finish_reason",
           "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "model", "meta"}
@@ -154,6 +155,7 @@ def store_run(session: Session, path: Path, digest: str, candidate_name: str, ve
     candidate and version before (then that run is returned)."""
     candidate = session.exec(select(Candidate).where(Candidate.name == candidate_name)).first()
     if candidate is None:
+        candidate_name = check_name(candidate_name, "candidate", where="--candidate")
         models = {v.get("model") for _, v in rows if v.get("model")}
         candidate = Candidate(name=candidate_name,
                               model=model or (next(iter(models)) if len(models) == 1 else "imported"),

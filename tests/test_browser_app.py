@@ -224,3 +224,107 @@ def test_ranking_is_withheld_before_the_gate_and_shown_after(browser, tmp_path: 
     finally:
         server.stop()
         eng.dispose()
+
+
+def test_label_page_keeps_the_criterion_in_view_and_remembers_the_earlier_label(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from sqlmodel import Session as DbSession
+
+    from storage.models import Output
+
+    url = f"sqlite:///{tmp_path / 'long.db'}"
+    eng = make_engine(url)
+    seeded = seed_project(eng)
+    with DbSession(eng) as s:  # the first unit's response runs over many screens
+        out = s.get(Output, seeded.xss_output_id)
+        out.text = "\n\n".join(f"Paragraph {i}: " + "a long answer " * 40 for i in range(120))
+        s.add(out)
+        s.commit()
+    server = AppServer(url, tmp_path / "home")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(server.url + "/label?annotator=alice")
+        page.get_by_text("Unit 1 of 18").wait_for(timeout=30_000)
+        _ready(page)
+        page.get_by_text("Show all (").wait_for()
+        assert page.get_by_text("Paragraph 119:").count() == 0  # collapsed to its start
+        main = "[data-testid='stMain']"
+        page.evaluate(f"() => document.querySelector(\"{main}\").scrollTo(0, 2500)")
+        page.wait_for_timeout(300)
+        box = page.get_by_text("Criterion 1 of 2").bounding_box()
+        assert box is not None and 0 <= box["y"] <= 900, box  # the panel stayed in view
+        assert page.get_by_role("button", name="Pass").first.is_visible()
+        page.get_by_placeholder("Why?").fill("first thought")
+        page.get_by_placeholder("Why?").press("Enter")
+        page.evaluate("() => document.activeElement.blur()")
+        _ready(page)
+        page.keyboard.press("Shift+1")  # Shift works as well as the bare key
+        page.get_by_text("Criterion 2 of 2").wait_for()
+        _ready(page)
+        assert page.evaluate(f"() => document.querySelector(\"{main}\").scrollTop") == 0  # the next step opens at the top
+        page.keyboard.press("Shift+B")
+        page.get_by_text("You labeled pass this before").wait_for()
+        _ready(page)
+        assert page.get_by_placeholder("Why?").input_value() == "first thought"
+        # the earlier choice is the one highlighted
+        primary = "[data-stale='false'] button[kind='primary']"
+        page.wait_for_timeout(500)
+        assert page.locator(primary, has_text="Pass").count() >= 1
+        assert page.locator(primary, has_text="Fail").count() == 0
+        rows = _labels(url)
+        assert [(r.verdict, r.comment) for r in rows] == [("pass", "first thought")]
+        page.close()
+    finally:
+        server.stop()
+        eng.dispose()
+
+
+def test_rankings_names_its_judge_run_and_compare_says_withheld(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A newer judge run over a few outputs does not take over; a criterion without labels is withheld in
+    Compare, never "no significant regression"; an imported candidate is not offered for a run and a failed
+    run says why on the Runs page."""
+    from sqlmodel import delete
+
+    from storage.hashing import content_hash
+    from storage.models import Candidate, JudgeRun, Judgment, Output, Run
+
+    url = f"sqlite:///{tmp_path / 'rank.db'}"
+    eng = make_engine(url)
+    seeded = seed_project(eng, items=20, golden_items=20, simulated_labels=True, human_agreement=0.97)
+    with Session(eng) as s:
+        s.exec(delete(Label).where(Label.criterion_id == "helpful"))  # type: ignore[call-overload]
+        partial = JudgeRun(version_id=seeded.version_id, rubric_version_id=seeded.rubric_version_id,
+                           judge_model="openai/judge-partial", status="done", mode="pointwise")
+        s.add(partial)
+        s.flush()
+        for o in s.exec(select(Output).limit(5)):
+            s.add(Judgment(judge_run_id=partial.id, criterion_id="correct", item_id=o.item_id, output_id=o.id,
+                           verdict="pass", score=1.0, rationale="r", version_hash="x", rubric_hash="y",
+                           judge_model="openai/judge-partial"))
+        imported = Candidate(name="prod-log", model="imported", config_hash=content_hash({"imported": "prod-log"}))
+        s.add(imported)
+        s.flush()
+        s.add(Run(candidate_id=imported.id, version_id=seeded.version_id, source="imported", status="failed",
+                  status_reason="the answer file ended early"))
+        s.commit()
+        partial_id = partial.id
+    server = AppServer(url, tmp_path / "home")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(server.url + "/rankings")
+        page.get_by_text(f"Showing judge run {seeded.judge_run_id} ").wait_for(timeout=60_000)
+        page.get_by_text("the newest of those that judged the most outputs").wait_for()
+        assert page.get_by_text(f"Showing judge run {partial_id} ").count() == 0
+        page.get_by_text("Calibrated estimates").first.wait_for(timeout=60_000)
+        page.get_by_role("button", name="Compare").click()
+        page.get_by_text("Withheld on helpful").first.wait_for(timeout=60_000)
+        assert page.get_by_text("No significant regression", exact=True).count() == 0
+        page.goto(server.url + "/runs")
+        page.get_by_text("the answer file ended early").first.wait_for(timeout=60_000)
+        page.get_by_text("Run 4 (prod-log").wait_for()
+        page.locator("[data-testid='stSelectbox']", has_text="Candidate").click()
+        options = page.get_by_role("option").all_inner_texts()
+        assert options and not any("prod-log" in o for o in options), options
+        page.close()
+    finally:
+        server.stop()
+        eng.dispose()

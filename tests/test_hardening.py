@@ -295,10 +295,12 @@ def test_a_300_character_annotator_name_is_refused_on_every_backend(engine, tmp_
     rows.write_text(f"item,candidate,criterion,label,annotator\nq000,baseline,quality,3,{long}\n", encoding="utf-8")
     proc = ownbench_cli("labels", "import", str(rows), "--set", "support@1", "--rubric", "support", cwd=tmp_path)
     assert proc.returncode == 2
-    assert "labels.csv:2: annotator name is 300 characters long; the limit is 200" in flat(proc)
+    assert "labels.csv:2: annotator name 'xxx" in flat(proc)
+    assert "is 300 characters long; the limit is 200" in flat(proc)
     proc = ownbench_cli("golden", "select", "--set", "support@1", "--rubric", "support", "--n", "4", "--seed", "1",
                         "--annotators", f"ann,{long}", cwd=tmp_path)
-    assert proc.returncode == 2 and "--annotators: annotator name is 300 characters long" in flat(proc)
+    assert proc.returncode == 2 and "--annotators: annotator name 'xxx" in flat(proc)
+    assert "is 300 characters long" in flat(proc)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM annotator")).scalar_one() == 0
         assert conn.execute(text("SELECT count(*) FROM golden_unit")).scalar_one() == 0

@@ -39,3 +39,21 @@ def test_mentioned_command_exists(command: str) -> None:
         assert rest and rest[0] in sub.commands, f"`ownbench {command}` is not a command of `ownbench {first}`"
     result = CliRunner().invoke(app, [first, *rest[:1], "--help"] if is_group else [first, "--help"])
     assert result.exit_code == 0, result.output
+
+
+def test_app_refuses_a_taken_port_instead_of_moving(tmp_path: Path) -> None:
+    import socket
+
+    from tests.conftest_loopback import ownbench_cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = ownbench_cli("app", "--port", str(port), "--address", "127.0.0.1", cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    err = " ".join(proc.stderr.split())
+    assert f"--port: cannot listen on 127.0.0.1:{port}" in err and "pass a free port with --port" in err
+    assert "ownbench app: " not in proc.stdout  # no URL printed for a server that never started
+    bad = ownbench_cli("app", "--port", "70000", cwd=tmp_path, timeout=60)
+    assert bad.returncode == 2 and "not a TCP port" in bad.stderr

@@ -12,7 +12,9 @@ import streamlit as st
 
 from ui import common
 
-st.set_page_config(page_title="ownbench", page_icon=":material/balance:", layout="wide")
+# A local file: a `:material/…:` or emoji icon makes every page load fetch its favicon from a CDN.
+st.set_page_config(page_title="ownbench", page_icon=str(Path(__file__).with_name("static") / "favicon.png"),
+                   layout="wide")
 
 # Not "pages/": Streamlit treats a pages/ folder beside the entry point as the old multipage layout and
 # then runs a page directly (without this router) when a deep link like /label is the first request.

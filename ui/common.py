@@ -14,6 +14,8 @@ from analysis import people
 from analysis.people import Viewer
 from storage.errors import InputError
 from storage.models import Annotator, EvalSet, EvalSetVersion, RubricVersion
+from storage.names import check_name
+from ui.render import inline
 
 QUERY_TTL = 10  # seconds: read queries are cached briefly; labeling never reads from a cache
 
@@ -64,7 +66,9 @@ def secret_env() -> dict[str, str]:
 
 def show_input_error(exc: InputError) -> None:
     """The same words the CLI prints, as an error box."""
-    st.error(exc.message)
+    from ui.render import safe_markdown
+
+    st.error(safe_markdown(exc.message))
 
 
 # --- identity ---------------------------------------------------------------------------------------------------
@@ -177,16 +181,19 @@ def identity_sidebar(v: Viewer) -> str | None:
                                   label_visibility="collapsed")
     if picked == "(new name)":
         typed = st.sidebar.text_input("New annotator name", key="annotator_new").strip()
-        picked = typed or "—"
+        picked = "—"
+        if typed:
+            try:
+                picked = check_name(typed, "annotator", where="new annotator name")
+            except InputError as exc:
+                st.sidebar.error(inline(exc.what) + "  \n" + inline(exc.hint))
     name = None if picked == "—" else picked
     st.session_state["annotator"] = name
     return name
 
 
 def escape_name(name: str) -> str:
-    from ui.render import escape_markdown
-
-    return escape_markdown(name)
+    return inline(name)  # the one renderer for untrusted text
 
 
 # --- pickers ----------------------------------------------------------------------------------------------------

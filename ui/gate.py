@@ -7,6 +7,7 @@ from analysis import reports
 from analysis.people import Viewer
 from storage.models import EvalSet, EvalSetVersion, RubricVersion
 from ui import common, queries
+from ui.render import inline
 
 
 def pair_title(s: Session, version_id: int, rubric_version_id: int) -> str:
@@ -22,15 +23,15 @@ def ranking_status(url: str, viewer: Viewer) -> list[str]:
     lines = []
     with Session(common.engine()) as s:
         for version_id, rubric_id, _n in pairs:
-            title = pair_title(s, version_id, rubric_id)
+            title = inline(pair_title(s, version_id, rubric_id))
             try:
                 report = reports.ranking_report(s, version_id, rubric_id, viewer=viewer)
             except Exception as exc:  # noqa: BLE001 - shown as words, the page must stay up
-                lines.append(f"{title}: the ranking could not be computed ({exc}).")
+                lines.append(f"{title}: the ranking could not be computed ({inline(exc)}).")
                 continue
             withheld = getattr(report, "withheld", None) or {}
             if withheld:
-                reasons = "; ".join(str(why) for whys in withheld.values() for why in whys)
+                reasons = "; ".join(inline(why) for whys in withheld.values() for why in whys)
                 lines.append(f"{title}: rankings are withheld: {reasons}.")
             else:
                 lines.append(f"{title}: rankings are unlocked; see the **Rankings** page.")

@@ -8,6 +8,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from ui.render import inline, safe_markdown
+
 
 def records(value: Any) -> list[dict[str, Any]] | None:
     """A list of flat-ish dicts (a table), or None."""
@@ -39,16 +41,16 @@ def show_tables(data: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
     """Every table-shaped entry of a report dict as a dataframe, everything scalar as a short list."""
     scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list)) and k not in skip}
     if scalars:
-        st.caption(" · ".join(f"{k}: {v}" for k, v in scalars.items()))
+        st.caption(" · ".join(f"{inline(k)}: {inline(v)}" for k, v in scalars.items()))
     for key, value in data.items():
         if key in skip:
             continue
         rows = records(value)
         if rows is not None:
-            st.markdown(f"**{key.replace('_', ' ')}**")
+            st.markdown(f"**{inline(key.replace('_', ' '))}**")
             st.dataframe(pd.DataFrame([flat(r) for r in rows]), hide_index=True, width="stretch")
         elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-            st.markdown(f"**{key.replace('_', ' ')}**")
+            st.markdown(f"**{inline(key.replace('_', ' '))}**")
             st.dataframe(pd.DataFrame([{"": k, **flat(v)} for k, v in value.items()]), hide_index=True,
                          width="stretch")
 
@@ -81,13 +83,13 @@ def show_agreement(data: dict[str, Any]) -> None:
     if not crits:
         st.info("No criterion to report.")
         return
-    for tab, c in zip(st.tabs([str(c["criterion"]) for c in crits]), crits):
+    for tab, c in zip(st.tabs([inline(c["criterion"]) for c in crits]), crits):
         with tab:
-            st.caption(f"{c.get('type')} criterion ({c.get('level')}) · {c.get('labels_total', 0)} human labels on "
+            st.caption(f"{inline(c.get('type'))} criterion ({inline(c.get('level'))}) · {c.get('labels_total', 0)} human labels on "
                        f"{c.get('units', 0)} units by {len(c.get('annotators') or [])} annotator(s) · "
                        f"{c.get('unscored', 0)} unscored judgments")
             if c.get("note"):
-                st.info(c["note"])
+                st.info(safe_markdown(str(c["note"])))
                 continue
             summary = [{"measure": name, "value [95 % CI]": _est(c.get(key)), "n": (c.get(key) or {}).get("n")}
                        for name, key in (("Krippendorff's alpha, judge vs human", "alpha_judge_vs_human"),
@@ -121,14 +123,14 @@ def show_agreement(data: dict[str, Any]) -> None:
                     lines.append(f"- verbosity slope per 1,000 characters: {_est(bias['verbosity'])}")
                 sp = bias.get("self_preference") or {}
                 if sp.get("difference"):
-                    lines.append(f"- self-preference (own family {bias.get('judge_family')} − others): "
+                    lines.append(f"- self-preference (own family {inline(bias.get('judge_family'))} − others): "
                                  f"{_est(sp['difference'])}")
                 st.markdown("\n".join(lines) or "not enough labels yet")
             at = c.get("alt_test")
             if at:
                 st.markdown("**Alt-Test** (may the judge replace a human annotator?)")
                 if at.get("passed") is None:
-                    st.caption(str(at.get("reason")))
+                    st.caption(safe_markdown(str(at.get("reason"))))
                 else:
                     verdict = "may replace a human annotator" if at["passed"] else "may NOT replace a human annotator"
                     st.write(f"Winning rate {at['winning_rate']:.3f} vs threshold {at['threshold']} "

@@ -51,14 +51,20 @@ def check_extras(project: Path) -> None:
     make_engine(configured_url(), migrate=False).dispose()  # names the postgres extra when psycopg is missing
 
 
-def _free_port(preferred: int) -> int:
-    with socket.socket() as sock:
+def _check_port(port: int, address: str) -> None:
+    """The port asked for, or a clear error: the app never moves to another port behind the user's back."""
+    from storage.errors import InputError
+
+    if not 0 < port < 65536:
+        raise InputError(f"port {port} is not a TCP port", where="--port", hint="give a number from 1 to 65535")
+    host = "127.0.0.1" if address == "localhost" else address
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         try:
-            sock.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            sock.bind(("127.0.0.1", 0))
-            return int(sock.getsockname()[1])
+            sock.bind((host, port))
+        except OSError as exc:
+            raise InputError(f"cannot listen on {address}:{port}: {exc.strerror or exc}", where="--port",
+                             hint="another program (perhaps another `ownbench app`) uses it: stop that program, "
+                                  "or pass a free port with --port") from None
 
 
 def serve(port: int, *, page: str = "", headless: bool = True, address: str = "127.0.0.1", insecure: bool = False) -> int:
@@ -73,7 +79,7 @@ def serve(port: int, *, page: str = "", headless: bool = True, address: str = "1
 
     project = project_dir()
     check_extras(project)
-    port = _free_port(port)
+    _check_port(port, address)
     url = f"http://{address}:{port}/{page}"
     console.print(f"ownbench app: [bold]{url}[/]  (Ctrl+C stops it)", highlight=False)
     # -P: the project folder is the working directory, and nothing in it may shadow our packages.
@@ -91,7 +97,7 @@ def serve(port: int, *, page: str = "", headless: bool = True, address: str = "1
 def register(app: typer.Typer) -> None:
     @app.command("app")
     def app_command(
-        port: int = typer.Option(8501, "--port", help="Port to serve on (the next free one if taken)."),
+        port: int = typer.Option(8501, "--port", help="Port to serve on (an error if it is taken)."),
         address: str = typer.Option("127.0.0.1", "--address",
                                     help="Interface to listen on. Without sign-in configured only loopback is "
                                          "allowed (see --insecure)."),

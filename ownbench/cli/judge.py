@@ -90,11 +90,14 @@ def judge_cmd(
         summary = _judge(set_ref, rubric, judge_model, api_base, api_key_env, candidates, mode, criteria, structured,
                          template, limit, concurrency, max_retries, max_tokens, timeout_s, input_price, output_price,
                          no_cache, new_run, retry_unscored, job, as_json, batching)
-    except InputError as exc:
+    except typer.Exit:  # the judge run itself recorded how it ended
+        raise
+    except (Exception, KeyboardInterrupt) as exc:  # the app shows the job: it must not stay "running"
         if job is not None:
             from storage.jobs import update_job
 
-            update_job(settings.engine(), job, status="failed", message=exc.message)
+            reason = exc.message if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+            update_job(settings.engine(), job, status="failed", message=reason)
         raise
     from judging.batch import BatchState
 

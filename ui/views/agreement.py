@@ -16,7 +16,7 @@ from storage.errors import InputError
 from storage.models import Annotator, GoldenUnit, Item, Judgment, Label, Output
 from ui import common, queries, report_view
 from ui.gate import pair_title
-from ui.render import show_chat, show_text
+from ui.render import inline, show_chat, show_text
 
 viewer = common.require("review", "The Agreement page")  # checked here, where the page reads data
 st.title("Agreement")
@@ -60,11 +60,14 @@ def golden_section(version_id: int, rubric_id: int, judge_run_id: int | None, mo
                             s, version_id, rubric_id, judge_run_id if strategy != "candidate" else None, int(n),
                             seed=int(seed), strategy=strategy, mode=mode,
                             annotators=[x.strip() for x in names.split(",") if x.strip()], k=int(k))
-                    st.success(f"Drew {sel.created} units ({sel.total} in the subset, {sel.strata} strata); "
-                               f"{sel.assignments} assignments.")
+                    st.session_state["agr-drawn"] = (f"Drew {sel.created} units ({sel.total} in the subset, "
+                                                     f"{sel.strata} strata); {sel.assignments} assignments.")
                     common.clear_read_caches()
+                    st.rerun()  # the expander's title and the progress table count the new units
                 except InputError as exc:
                     common.show_input_error(exc)
+        if st.session_state.get("agr-drawn"):
+            st.success(st.session_state.pop("agr-drawn"))
         if progress:
             st.dataframe(pd.DataFrame([{
                 "annotator": p.annotator, "assigned units": p.assigned_units, "done units": p.done_units,
@@ -183,9 +186,9 @@ else:
         with st.container(border=True):
             show_text(st, (out.text if out else "") or "")
     with right:
-        st.markdown(f"**Judge verdict:** {rows[idx]['judge']}")
+        st.markdown(f"**Judge verdict:** {inline(rows[idx]['judge'])}")
         st.markdown("**Judge's rationale**")
         show_text(st, (j.rationale or j.unscored_reason or "") if j else "", plain=True)
-        st.markdown(f"**Humans:** {rows[idx]['humans']}")
+        st.markdown(f"**Humans:** {inline(rows[idx]['humans'])}")
         for comment, who in comments:
-            st.caption(f"{who}: {comment}")
+            st.caption(f"{inline(who)}: {inline(comment, limit=2000)}")

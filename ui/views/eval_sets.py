@@ -15,7 +15,7 @@ from evalsets import versions as versions_mod
 from storage.errors import InputError
 from storage.models import EvalSet, EvalSetVersion, Item
 from ui import common
-from ui.render import show_chat, show_text
+from ui.render import inline, show_chat, show_controls, show_text
 
 viewer = common.require("operate", "The Eval sets page")  # checked here, where the page reads data
 st.title("Eval sets")
@@ -49,9 +49,9 @@ with browse:
         sampling = report.get("sampling") or {}
         clusters = sampling.get("clusters") or []
         if clusters:
-            st.markdown(f"**Sampling**: {sampling.get('method', '?')}, seed {sampling.get('seed')}, "
-                        f"{sampling.get('n_selected')} of a pool of {sampling.get('pool_size')}")
-            cdf = pd.DataFrame([{"cluster": f"{c['id']}: {' '.join(c.get('top_terms', [])[:4])}",
+            st.markdown(f"**Sampling**: {inline(sampling.get('method', '?'))}, seed {inline(sampling.get('seed'))}, "
+                        f"{inline(sampling.get('n_selected'))} of a pool of {inline(sampling.get('pool_size'))}")
+            cdf = pd.DataFrame([{"cluster": show_controls(f"{c['id']}: {' '.join(map(str, c.get('top_terms', [])[:4]))}"),
                                  "in the pool": c["size"], "selected": c["selected"]} for c in clusters])
             long = cdf.melt("cluster", var_name="count of", value_name="prompts")
             chart = alt.Chart(long).mark_bar().encode(
@@ -73,8 +73,8 @@ with browse:
         page = st.number_input("Page", min_value=1, max_value=pages, value=1, key="sets-page") if pages > 1 else 1
         for item in items[(page - 1) * page_size: page * page_size]:
             first = next((m for m in item.messages if m.get("role") == "user"), {})
-            preview = " ".join(str(first.get("content", "")).split())[:100]
-            with st.expander(f"{item.position + 1}. {item.item_key} — {preview}"):
+            preview = inline(f"{item.item_key} — {first.get('content', '')}", limit=110)
+            with st.expander(f"{item.position + 1}\\. {preview}"):
                 show_chat(st, item.messages)
                 if item.reference:
                     st.markdown("**Reference answer**")
@@ -93,7 +93,7 @@ with diff_tab:
         if a != b:
             with Session(eng) as s:
                 d = versions_mod.diff_versions(s, s.get(EvalSetVersion, a), s.get(EvalSetVersion, b))
-            st.markdown(f"**{d['from']['ref']}** ({d['from']['items']} items) → **{d['to']['ref']}** "
+            st.markdown(f"**{inline(d['from']['ref'])}** ({d['from']['items']} items) → **{inline(d['to']['ref'])}** "
                         f"({d['to']['items']} items): {len(d['added'])} added, {len(d['removed'])} removed, "
                         f"{len(d['replaced'])} replaced, {d['unchanged']} unchanged")
             for kind in ("added", "removed", "replaced"):
@@ -141,8 +141,8 @@ with upload:
                         count = result.version.item_count
                     common.clear_read_caches()
                     if result.created:
-                        st.success(f"Froze {label}: {count} items, hash {digest[:12]}")
+                        st.success(f"Froze {inline(label)}: {count} items, hash {digest[:12]}")
                     else:
-                        st.info(f"This content is already frozen as {label} (hash {digest[:12]}).")
+                        st.info(f"This content is already frozen as {inline(label)} (hash {digest[:12]}).")
                 except InputError as exc:
                     common.show_input_error(exc)

@@ -9,13 +9,22 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from analysis import labeling
 from storage.errors import InputError
 from ui import common
-from ui.render import show_chat, show_text
+from ui.render import inline, safe_markdown, show_chat, show_text
 
 NAV_KEYS = {"next": "N", "back": "B", "skip": "S", "flag": "F"}
+# The criterion panel stays in view while a long response scrolls; the Shift twins of the buttons are hidden.
+PAGE_CSS = """<style>
+[data-testid="stLayoutWrapper"]:has(> .st-key-criterion-panel) { position: sticky; top: 3.75rem; z-index: 1;
+  align-self: flex-start; max-height: calc(100vh - 4.5rem); overflow-y: auto; }
+[data-testid="stLayoutWrapper"]:has(> [class*="st-key-twin-"]) { position: absolute; width: 1px; height: 1px;
+  overflow: hidden; clip-path: inset(50%); }
+</style>"""
+LONG_OUTPUT = 12_000  # characters (a few screens): longer outputs show their start and a "Show all" switch
 
 
 def shortcut_for(criterion: dict[str, Any], mode: str, choice: str, index: int) -> str | None:
@@ -88,6 +97,7 @@ def labeling_panel(annotator_id: int, task: labeling.LabelingTask, plain: bool) 
         if st.session_state.get(key + ":history"):
             st.button("Back to the last unit", key="back-last", shortcut=NAV_KEYS["back"],
                       on_click=_act, args=(annotator_id, task, ("", ""), "back"))
+            _shift_twin(NAV_KEYS["back"], "back-last", (annotator_id, task, ("", ""), "back"))
         return
 
     step_id = f"{view.golden_unit_id}:{view.criterion['id']}"
@@ -103,54 +113,119 @@ def labeling_panel(annotator_id: int, task: labeling.LabelingTask, plain: bool) 
         if len(view.outputs) == 1:
             st.markdown("##### Response")
             with st.container(border=True):
-                show_text(st, view.outputs[0], plain=plain)
+                _long_text(view.outputs[0], plain, f"{step_id}:0")
         else:
             cols = st.columns(2)
             for i, (col, text) in enumerate(zip(cols, view.outputs)):
                 with col:
                     st.markdown(f"##### Response {i + 1}")
                     with st.container(border=True):
-                        show_text(st, text, plain=plain)
-    with right:
-        crit = view.criterion
-        st.markdown(f"##### Criterion {crit_index + 1} of {len(view.criteria)}: `{crit['id']}`")
-        st.markdown(common_escape(str(crit.get("question", ""))))
-        if view.mode == "pairwise":
-            st.caption("Which response is better on this criterion?")
-        levels = crit.get("levels") or {}
-        if levels and view.mode != "pairwise":
-            st.markdown("\n".join(f"- **{k}**: {common_escape(str(v))}" for k, v in levels.items()))
-        if view.latest:
-            was = "skipped" if view.latest["skipped"] else f"labeled {view.latest['verdict']}"
-            st.caption(f"You {was} this before; a new label is added and the latest counts.")
-        flagged = st.session_state.get(f"flagged:{step_id}", False)
+                        _long_text(text, plain, f"{step_id}:{i}")
+    with right, st.container(key="criterion-panel"):
+        _criterion_panel(annotator_id, task, view, step_id, crit_index)
+
+
+# One frame for the whole page (not one per step, which would cost every keypress a new document): it watches
+# the step heading and scrolls to the top when the step changes. It runs from this page and fetches nothing.
+TO_TOP = """<script>
+const doc = window.parent.document;
+let last = null, queued = false;
+function check() {
+  queued = false;
+  const texts = sel => [...doc.querySelectorAll(sel)].map(e => e.textContent);
+  const crit = texts("[data-stale='false'] h5").filter(t => t.startsWith("Criterion")).join("|");
+  const unit = texts("[data-stale='false'] [data-testid='stCaptionContainer']").filter(t => t.startsWith("Unit"));
+  const step = unit.join("|") + "|" + crit;
+  if (crit && step !== last) {
+    if (last !== null) {
+      const main = doc.querySelector('[data-testid="stMain"]');
+      if (main) { main.scrollTo(0, 0); }
+      window.parent.scrollTo(0, 0);
+    }
+    last = step;
+  }
+}
+new MutationObserver(() => { if (!queued) { queued = true; window.parent.requestAnimationFrame(check); } })
+  .observe(doc.body, {childList: true, subtree: true});
+</script>"""
+
+
+def _long_text(text: str, plain: bool, key: str) -> None:
+    """An output past a few screens shows its start, with a switch to show all of it."""
+    if len(text) <= LONG_OUTPUT:
+        show_text(st, text, plain=plain)
+        return
+    cut = text.rfind("\n", 0, LONG_OUTPUT)
+    head = text[: cut if cut > LONG_OUTPUT // 2 else LONG_OUTPUT]
+    whole = st.toggle(f"Show all ({len(text):,} characters)", key=f"show-all:{key}")
+    show_text(st, text if whole else head, plain=plain)
+    if not whole:
+        st.caption(f"… {len(text) - len(head):,} more characters: switch on “Show all” above to read them.")
+
+
+def _criterion_panel(annotator_id: int, task: labeling.LabelingTask, view: labeling.UnitView, step_id: str,
+                     crit_index: int) -> None:
+    crit = view.criterion
+    st.markdown(f"##### Criterion {crit_index + 1} of {len(view.criteria)}: {inline(crit['id'])}")
+    st.markdown(safe_markdown(str(crit.get("question", ""))))
+    if view.mode == "pairwise":
+        st.caption("Which response is better on this criterion?")
+    levels = crit.get("levels") or {}
+    if levels and view.mode != "pairwise":
+        st.markdown("\n".join(f"- **{inline(k)}**: {inline(v)}" for k, v in levels.items()))
+    earlier = None
+    if view.latest:
+        earlier = None if view.latest["skipped"] else view.latest["verdict"]
+        was = "skipped" if view.latest["skipped"] else f"labeled {inline(view.latest['verdict'])}"
+        st.caption(f"You {was} this before (highlighted); a new label is added and the latest counts.")
+    comment_key = f"comment:{step_id}"
+    if comment_key not in st.session_state and view.latest and view.latest.get("comment"):
+        st.session_state[comment_key] = view.latest["comment"]
+    flagged = st.session_state.get(f"flagged:{step_id}", bool(view.latest and view.latest.get("flagged")))
+    st.session_state[f"flagged:{step_id}"] = flagged
+    step = (view.golden_unit_id, str(crit["id"]))
+    missing_reference = bool(crit.get("uses_reference")) and not view.reference
+    if missing_reference:
+        st.warning("This criterion compares the response with the item's reference answer, and this item has "
+                   "none: it cannot be judged here. Skip it (S).")
+    else:
         choices = labeling.choices_for(crit, view.mode)
-        cols = st.columns(min(len(choices), 5))
-        for i, (choice, caption) in enumerate(choices):
-            short = caption.split(" — ")[0] if crit.get("type") == "ordinal" else caption
-            with cols[i % len(cols)]:
-                st.button(short, key=f"choice:{step_id}:{choice}", help=caption, type="primary",
-                          shortcut=shortcut_for(crit, view.mode, choice, i), width="stretch",
-                          on_click=_act, args=(annotator_id, task, (view.golden_unit_id, crit["id"]), "label", choice))
-        st.text_input("Comment (optional)", key=f"comment:{step_id}",
-                      placeholder="Why? (Enter to keep it, then Tab out to use the keys)")
-        nav = st.columns(2)
-        for i, (action, text) in enumerate(zip(("back", "next", "skip", "flag"),
-                                               ("Back", "Next", "Skip", "Unflag" if flagged else "Flag"))):
-            with nav[i % 2]:
-                st.button(text, key=f"{action}:{step_id}", shortcut=NAV_KEYS[action], width="stretch",
-                          on_click=_act, args=(annotator_id, task, (view.golden_unit_id, crit["id"]), action),
-                          disabled=action == "back" and not st.session_state.get(key + ":history"))
-        if flagged:
-            st.warning("Flagged: the flag is saved with your label or skip.", icon="🚩")
-        st.caption("Keys: the label's key saves and moves on · N next without saving · B back · S skip · "
-                   "F flag. Skip records that you could not judge this unit.")
+        shorts = [caption.split(" — ")[0] if crit.get("type") == "ordinal" else caption for _c, caption in choices]
+        # long captions (pairwise, categories) one per row, so that no button is cut off
+        per_row = 1 if max(len(x) for x in shorts) > 12 else min(len(choices), 5)
+        cols = st.columns(per_row)
+        for i, ((choice, caption), short) in enumerate(zip(choices, shorts)):
+            key = shortcut_for(crit, view.mode, choice, i)
+            with cols[i % per_row]:
+                st.button(inline(short) + (f" ({key})" if key and per_row == 1 else ""),
+                          key=f"choice:{step_id}:{choice}", help=inline(caption),
+                          type="primary" if earlier in (None, choice) else "secondary",
+                          shortcut=key, width="stretch",
+                          on_click=_act, args=(annotator_id, task, step, "label", choice))
+            _shift_twin(key, f"choice:{step_id}:{choice}", (annotator_id, task, step, "label", choice))
+    st.text_input("Comment (optional)", key=comment_key,
+                  placeholder="Why? (Enter to keep it, then Tab out to use the keys)")
+    nav = st.columns(2)
+    for i, (action, text) in enumerate(zip(("back", "next", "skip", "flag"),
+                                           ("Back", "Next", "Skip", "Unflag" if flagged else "Flag"))):
+        disabled = action == "back" and not st.session_state.get(_state_key(annotator_id, task) + ":history")
+        with nav[i % 2]:
+            st.button(text, key=f"{action}:{step_id}", shortcut=NAV_KEYS[action], width="stretch",
+                      on_click=_act, args=(annotator_id, task, step, action), disabled=disabled)
+        if not disabled:
+            _shift_twin(NAV_KEYS[action], f"{action}:{step_id}", (annotator_id, task, step, action))
+    if flagged:
+        st.warning("Flagged: the flag is saved with your label or skip.", icon="🚩")
+    st.caption("Keys (with or without Shift): the label's key saves and moves on · N next without saving · "
+               "B back · S skip · F flag. Skip records that you could not judge this unit.")
 
 
-def common_escape(text: str) -> str:
-    from ui.render import neutralise_markdown
-
-    return neutralise_markdown(text)
+def _shift_twin(key: str | None, name: str, args: tuple) -> None:
+    """The same action on Shift+key (caps lock, or a habit from other tools): a hidden twin button."""
+    if key is None:
+        return
+    with st.container(key=f"twin-{name}".replace(":", "-")):
+        st.button("\u200b", key=f"shift:{name}", shortcut=f"Shift+{key}", on_click=_act, args=args)
 
 
 def main() -> None:
@@ -168,7 +243,7 @@ def main() -> None:
         common.show_input_error(exc)
         return
     if not tasks:
-        st.info(f"No golden units are assigned to {name} yet. Draw a golden subset with {name} among the "
+        st.info(f"No golden units are assigned to {inline(name)} yet. Draw a golden subset with {inline(name)} among the "
                 "annotators on the Agreement page (or `ownbench golden select`), then come back. Before any judge "
                 "has run, draw by candidate alone.")
         return
@@ -176,6 +251,8 @@ def main() -> None:
     chosen = st.selectbox("Golden subset", list(titles), format_func=lambda i: titles[i], key="label-task") \
         if len(tasks) > 1 else 0
     plain = st.toggle("Show text verbatim (no markdown)", key="label-plain")
+    st.html(PAGE_CSS)
+    components.html(TO_TOP, height=0)
     labeling_panel(annotator_id, tasks[chosen], plain)
 
 

@@ -8,15 +8,17 @@ from typing import Any
 import altair as alt
 import pandas as pd
 import streamlit as st
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, select
 
 from analysis import reports
 from analysis.manifest import MARKDOWN_HEADING
 from analysis.people import Viewer
 from storage.errors import InputError
+from storage.models import JudgeRun, Judgment, RubricVersion
 from ui import common, queries
 from ui.gate import pair_title
-from ui.render import escape_markdown
+from ui.render import inline, safe_markdown
 
 viewer = common.require("review", "The Rankings page")  # checked here, where the page reads data
 st.title("Rankings")
@@ -31,12 +33,36 @@ with Session(eng) as s:
     titles = {(v, r): pair_title(s, v, r) for v, r, _j, _m in judged}
 pairs = list(dict.fromkeys((v, r) for v, r, _j, _m in judged))
 version_id, rubric_id = st.selectbox("Eval set × rubric", pairs, format_func=lambda p: titles[p], key="rank-pair")
+with Session(eng) as s:
+    rubric_row = s.get(RubricVersion, rubric_id)
+    criteria_spec = list((rubric_row.spec or {}).get("criteria") or []) if rubric_row else []
+
+
+@st.cache_data(ttl=common.QUERY_TTL, show_spinner=False)
+def judge_runs(url: str, version_id: int, rubric_id: int) -> list[dict[str, Any]]:
+    """The pair's pointwise judge runs, newest first, with how many outputs each judged."""
+    with Session(common._engine_for(url)) as s:
+        runs = s.exec(select(JudgeRun).where(JudgeRun.version_id == version_id,
+                                             JudgeRun.rubric_version_id == rubric_id, JudgeRun.mode == "pointwise")
+                      .order_by(JudgeRun.id.desc())).all()  # type: ignore[union-attr]
+        counts = dict(s.exec(select(Judgment.judge_run_id, func.count(func.distinct(Judgment.output_id)))
+                             .where(Judgment.judge_run_id.in_([r.id for r in runs]))  # type: ignore[union-attr]
+                             .group_by(Judgment.judge_run_id)).all())
+        return [{"id": r.id, "model": r.judge_model, "status": r.status, "started": r.started_at,
+                 "outputs": int(counts.get(r.id, 0))} for r in runs]
+
+
+def default_run(runs: list[dict[str, Any]]) -> int:
+    """The newest run among those that judged the most outputs (a newer run on a few items does not take over)."""
+    most = max(r["outputs"] for r in runs)
+    return next(i for i, r in enumerate(runs) if r["outputs"] == most)
 
 
 @st.cache_data(ttl=common.QUERY_TTL, show_spinner="Computing the ranking…")
-def ranking(url: str, version_id: int, rubric_id: int, viewer: Viewer) -> tuple[dict[str, Any], str]:
+def ranking(url: str, version_id: int, rubric_id: int, judge_run_id: int | None,
+            viewer: Viewer) -> tuple[dict[str, Any], str]:
     with Session(common._engine_for(url)) as s:
-        report = reports.ranking_report(s, version_id, rubric_id, viewer=viewer)
+        report = reports.ranking_report(s, version_id, rubric_id, viewer=viewer, judge_run_id=judge_run_id)
         return report.to_dict(), report.to_markdown()
 
 
@@ -46,12 +72,20 @@ def _est(e: dict | None) -> str:
     return f"{e['value']:.3f} [{e['low']:.3f}, {e['high']:.3f}]"
 
 
+def _scale_of(c: dict[str, Any], df: pd.DataFrame) -> tuple[float, float]:
+    """The criterion's own scale (0–1 for binary, min–max for ordinal), widened if an interval runs past it."""
+    spec = next((cr for cr in criteria_spec if str(cr.get("id")) == str(c["criterion"])), {})
+    lo, hi = (0.0, 1.0) if c.get("type") == "binary" else (float(spec.get("min", 1)), float(spec.get("max", 5)))
+    return min(lo, float(df["low"].min(skipna=True) if df["low"].notna().any() else lo)), \
+        max(hi, float(df["high"].max(skipna=True) if df["high"].notna().any() else hi))
+
+
 def show_criterion(c: dict[str, Any]) -> pd.DataFrame | None:
     if c.get("note"):
-        st.info(c["note"])
+        st.info(safe_markdown(str(c["note"])))
         return None
     if c.get("withheld"):
-        reasons = "\n".join(f"- {escape_markdown(str(w))}" for w in c["withheld"])
+        reasons = "\n".join(f"- {inline(w)}" for w in c["withheld"])
         st.warning("**Ranking withheld.**\n\n" + reasons, icon="🔒")
         st.caption("A calibrated ranking is shown once each criterion has enough golden labels, spread over every "
                    "candidate: label more on the **Label** page. Judge–human agreement (see **Agreement**) does not "
@@ -70,21 +104,27 @@ def show_criterion(c: dict[str, Any]) -> pd.DataFrame | None:
         "n golden": r.get("golden"), "human only [95 % CI]": _est(r.get("human_only")),
         "outputs": r.get("outputs"), "unscored": r.get("unscored"),
         "$ / 1k items": r.get("cost_per_1k_usd"), "latency p50 ms": r.get("latency_p50_ms"),
-        "latency p95 ms": r.get("latency_p95_ms"), "Pareto": bool(r.get("pareto")),
+        "latency p95 ms": r.get("latency_p95_ms"),
+        "Pareto": None if r.get("cost_per_1k_usd") is None else bool(r.get("pareto")),
     } for r in rows])
     st.dataframe(df.drop(columns=["estimate", "low", "high"]), hide_index=True, width="stretch")
     order = df.sort_values("estimate", ascending=False)["candidate"].tolist()
     base = alt.Chart(df).encode(y=alt.Y("candidate:N", sort=order, title=None))
-    forest = (base.mark_rule(strokeWidth=2).encode(x=alt.X("low:Q", title="calibrated estimate, 95 % interval"),
-                                                   x2="high:Q")
+    scale = alt.Scale(domain=list(_scale_of(c, df)), nice=False, clamp=False)
+    forest = (base.mark_rule(strokeWidth=2).encode(x=alt.X("low:Q", title="calibrated estimate, 95 % interval",
+                                                           scale=scale), x2="high:Q")
               + base.mark_point(filled=True, size=90).encode(x="estimate:Q",
                                                             tooltip=["candidate", "calibrated [95 % CI]", "n golden"]))
     st.altair_chart(forest.properties(height=36 * len(df) + 40, title="Calibrated estimates"), width="stretch")
-    if df["$ / 1k items"].notna().any():
-        pts = alt.Chart(df).mark_circle(size=140).encode(
+    costed = df[df["$ / 1k items"].notna()]
+    if len(costed) < len(df) and len(costed):
+        st.caption(f"No cost is known for {len(df) - len(costed)} candidate(s) (imported answers carry none): they are "
+                   "left out of the quality–cost chart and not marked on the Pareto front.")
+    if len(costed):
+        pts = alt.Chart(costed).mark_circle(size=140).encode(
             x=alt.X("$ / 1k items:Q", title="cost, $ per 1,000 items"), y=alt.Y("estimate:Q", title="calibrated estimate"),
             color=alt.Color("Pareto:N", title="Pareto front"), tooltip=["candidate", "calibrated [95 % CI]", "$ / 1k items"])
-        names = alt.Chart(df).mark_text(dx=9, align="left").encode(x="$ / 1k items:Q", y="estimate:Q", text="candidate:N")
+        names = alt.Chart(costed).mark_text(dx=9, align="left").encode(x="$ / 1k items:Q", y="estimate:Q", text="candidate:N")
         st.altair_chart((pts + names).properties(title="Quality against cost"), width="stretch")
     else:
         st.caption("No cost is known for these runs (imported answers carry none): no quality–cost chart.")
@@ -95,26 +135,40 @@ def show_criterion(c: dict[str, Any]) -> pd.DataFrame | None:
                              "p (Holm)": p.get("p_holm")} for p in pairs])
         both = pd.concat([pdf, pdf.rename(columns={"a": "b", "b": "a"}).assign(difference=-pdf["difference"])])
         heat = alt.Chart(both).mark_rect().encode(
-            x=alt.X("b:N", sort=order, title=None), y=alt.Y("a:N", sort=order, title=None),
+            x=alt.X("b:N", sort=order, title=None, axis=alt.Axis(labelAngle=-40, labelLimit=220, labelOverlap=False)),
+            y=alt.Y("a:N", sort=order, title=None, axis=alt.Axis(labelLimit=260, labelOverlap=False)),
             color=alt.condition("datum['p (Holm)'] < 0.05", alt.Color("difference:Q", scale=alt.Scale(scheme="redblue")),
                                 alt.value("#eeeeee")),
             tooltip=["a", "b", "difference", "p (Holm)"])
         st.altair_chart(heat.properties(title="a − b where significant (Holm p < 0.05); grey: not significant",
-                                        width=60 * len(order), height=40 * len(order)))
+                                        width=max(240, 60 * len(order)), height=max(160, 32 * len(order))))
     for w in c.get("warnings") or []:
-        st.caption(f"note: {w}")
+        st.caption(f"note: {safe_markdown(str(w))}")
     return df
 
 
+runs = judge_runs(url, version_id, rubric_id)
+judge_run_id: int | None = None
+if runs:
+    labels = {r["id"]: f"judge run {r['id']} · {r['model']} · {r['outputs']:,} outputs judged · {r['status']} · "
+                       f"{r['started']:%Y-%m-%d %H:%M}" for r in runs}
+    judge_run_id = st.selectbox("Judge run", list(labels), index=default_run(runs), format_func=labels.get,
+                                key=f"rank-judge:{version_id}:{rubric_id}")
+    picked = next(r for r in runs if r["id"] == judge_run_id)
+    why = ("the only one" if len(runs) == 1 else "the newest" if picked is runs[0] and
+           picked["outputs"] == max(r["outputs"] for r in runs) else
+           "the newest of those that judged the most outputs" if runs[default_run(runs)] is picked else "as picked")
+    st.caption(f"Showing judge run {picked['id']} ({inline(picked['model'])}, {picked['outputs']:,} outputs judged; "
+               f"{why}). Golden labels count for this run's outputs only.")
 try:
-    data, markdown = ranking(url, version_id, rubric_id, viewer)
+    data, markdown = ranking(url, version_id, rubric_id, judge_run_id, viewer)
 except InputError as exc:
     common.show_input_error(exc)
     st.stop()
 
 criteria = data.get("criteria") or []
 tables: dict[str, pd.DataFrame] = {}
-for tab, c in zip(st.tabs([str(c["criterion"]) for c in criteria]), criteria):
+for tab, c in zip(st.tabs([inline(c["criterion"]) for c in criteria]), criteria):
     with tab:
         df = show_criterion(c)
         if df is not None:
@@ -129,11 +183,19 @@ if tables:
     if st.button("Compare") and base_name != cand_name:
         try:
             with Session(eng) as s:
-                cmp = reports.compare_report(s, version_id, rubric_id, base_name, cand_name, viewer=viewer)
+                cmp = reports.compare_report(s, version_id, rubric_id, base_name, cand_name, viewer=viewer,
+                                             judge_run_id=judge_run_id)
             cmp_md = cmp.to_markdown()
-            (st.error if cmp.regressed else st.success)(
-                "Significant regression" if cmp.regressed else "No significant regression")
-            st.markdown(cmp_md.split("\n", 2)[-1].split(f"\n{MARKDOWN_HEADING}\n", 1)[0])
+            withheld = [c["criterion"] for c in cmp.criteria if c.get("withheld")]
+            if cmp.regressed:
+                st.error("Significant regression")
+            elif withheld:
+                st.warning(f"Withheld on {', '.join(inline(w) for w in withheld)}: too few golden labels for a "
+                           "verdict there" + ("." if len(withheld) == len(cmp.criteria) else
+                                              "; no significant regression on the other criteria."), icon="🔒")
+            else:
+                st.success("No significant regression")
+            st.markdown(safe_markdown(cmp_md.split("\n", 2)[-1].split(f"\n{MARKDOWN_HEADING}\n", 1)[0]))
             st.download_button("Compare report (Markdown, with its manifest)", cmp_md,
                                file_name=f"compare-{base_name}-{cand_name}.md", mime="text/markdown")
         except InputError as exc:

@@ -12,6 +12,7 @@ from judging import rubric as rubric_mod
 from storage.errors import InputError
 from storage.models import Item, Output, RubricVersion
 from ui import common
+from ui.render import inline
 
 viewer = common.require("operate", "The Rubrics page")  # checked here, where the page reads data
 st.title("Rubrics")
@@ -39,17 +40,17 @@ with edit:
         st.error(f"{len(problems)} problem(s):")
         for p in problems:
             where = f"line {p.line}" + (f", column {p.column}" if p.column else "") if p.line else "rubric"
-            st.markdown(f"- **{where}**" + (f" · `{p.key}`" if p.key else "") + f": {p.message}"
-                        + (f"  \n  _hint: {p.hint}_" if p.hint else ""))
+            st.markdown(f"- **{inline(where)}**" + (f" · {inline(p.key)}" if p.key else "") + f": {inline(p.message)}"
+                        + (f"  \n  hint: {inline(p.hint)}" if p.hint else ""))
     elif rubric is not None:
-        st.success(f"Valid: {rubric.name}, {len(rubric.criteria)} criteria, hash {rubric.content_hash[:12]}")
+        st.success(f"Valid: {inline(rubric.name)}, {len(rubric.criteria)} criteria, hash {rubric.content_hash[:12]}")
         if st.button("Save as a new version", type="primary"):
             try:
                 with common.session() as s:
                     existed = s.exec(select(RubricVersion).where(RubricVersion.content_hash == rubric.content_hash)).first()
                     row = rubric_mod.store_rubric(s, rubric)
-                    msg = (f"Already stored as {row.name} · {row.content_hash[:12]}" if existed else
-                           f"Saved {row.name} · {row.content_hash[:12]}")
+                    msg = (f"Already stored as {inline(row.name)} · {row.content_hash[:12]}" if existed else
+                           f"Saved {inline(row.name)} · {row.content_hash[:12]}")
                 common.clear_read_caches()
                 st.success(msg)
             except InputError as exc:

@@ -5,9 +5,11 @@ import pandas as pd
 import streamlit as st
 from sqlmodel import Session, select
 
+from storage.hashing import content_hash
 from storage.models import Candidate, EvalSet, EvalSetVersion, RubricVersion
 from ui import common, jobs, queries
 from ui.batches import batches_table
+from ui.render import inline
 
 viewer = common.require("review", "The Runs page")  # checked here, where the page reads data
 st.title("Runs")
@@ -46,16 +48,16 @@ def jobs_panel() -> None:
                 status = job["status"] + (" · cancel requested" if job["cancel_requested"] and running else "")
                 if gone:
                     status += " · the process has ended without reporting (see its log)"
-                st.markdown(f"**Job {job['id']}** · {job['kind']} · {status}")
-                st.caption(" ".join(str(a) for a in (job.get("args") or {}).get("argv", [])))
+                st.markdown(f"**Job {job['id']}** · {inline(job['kind'])} · {inline(status)}")
+                st.caption(inline(" ".join(str(a) for a in (job.get("args") or {}).get("argv", []))))
                 if total:
                     st.progress(min(1.0, (done or 0) / total), text=(
                         f"{done or 0} of {total} · errors {prog.get('errors', 0)} · "
                         f"spend ${prog.get('spend_usd') or 0:,.4f}"))
                 elif prog:
-                    st.caption(", ".join(f"{k} {v}" for k, v in prog.items()))
+                    st.caption(inline(", ".join(f"{k} {v}" for k, v in prog.items())))
                 if job.get("message"):
-                    st.caption(job["message"])
+                    (st.error if job["status"] == "failed" else st.caption)(inline(job["message"], limit=2000))
             with action:
                 if running and not job["cancel_requested"] and st.button("Cancel", key=f"cancel-{job['id']}"):
                     jobs.cancel(eng, job["id"])
@@ -72,11 +74,14 @@ start_run, start_judge = st.tabs(["Start a candidate run", "Start a judge run"])
 
 with start_run:
     with Session(eng) as s:
-        candidates = [(c.name, c.model) for c in s.exec(select(Candidate).order_by(Candidate.name))]
+        # an imported candidate has no configuration to call: its answers came from a file
+        candidates = [(c.name, c.model) for c in s.exec(select(Candidate).order_by(Candidate.name))
+                      if c.config_hash != content_hash({"imported": c.name})]
     if not versions:
         st.info("Freeze an eval set first (Eval sets page).")
     elif not candidates:
-        st.info("No candidates yet: declare them in a candidates.yaml and run `ownbench candidates add candidates.yaml`.")
+        st.info("No candidate to run yet (imported answers are not re-run): declare candidates in a candidates.yaml "
+                "and run `ownbench candidates add candidates.yaml`.")
     else:
         with st.form("start-run"):
             vid = common.pick("Eval set version", versions, key="run-version")
@@ -136,6 +141,10 @@ jobs_panel()
 
 st.subheader("Candidate runs")
 runs = queries.runs_table(url, viewer)
+for r in runs:
+    if r["status"] in ("failed", "stopped", "cancelled") and r.get("reason"):
+        (st.error if r["status"] == "failed" else st.warning)(
+            f"Run {r['run']} ({inline(r['candidate'])} on {inline(r['set'])}) {r['status']}: {inline(r['reason'], limit=2000)}")
 if runs:
     st.dataframe(pd.DataFrame(runs), hide_index=True, width="stretch")
 else:
@@ -143,6 +152,10 @@ else:
 
 st.subheader("Judge runs")
 jruns = queries.judge_runs_table(url, viewer)
+for r in jruns:
+    if r["status"] in ("failed", "stopped", "cancelled") and r.get("reason"):
+        (st.error if r["status"] == "failed" else st.warning)(
+            f"Judge run {r['judge run']} ({inline(r['set'])}) {r['status']}: {inline(r['reason'], limit=2000)}")
 if jruns:
     st.dataframe(pd.DataFrame(jruns), hide_index=True, width="stretch")
 else:
