@@ -172,7 +172,7 @@ def load_candidates(path: str | Path) -> list[CandidateSpec]:
     """Parse and validate a candidates file; the first problem is raised as InputError with file:line and key."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"candidates file not found: {path}", hint="copy candidates.example.yaml to candidates.yaml")
+        raise InputError(f"candidates file not found: {path}", hint="`ownbench init` writes an example candidates.yaml in the project folder")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -95,10 +95,11 @@ def browser() -> Iterator[object]:
 PROXY = {"OWNBENCH_AUTH_HEADER": "X-Forwarded-User", "OWNBENCH_PROXY_SECRET": "test-proxy-secret"}
 
 
-def signed_in_page(browser, who: str):  # type: ignore[no-untyped-def]
+def signed_in_page(browser, who: str, **context):  # type: ignore[no-untyped-def]
     """A page whose requests come as from the authenticating proxy, for the annotator `who`."""
     ctx = browser.new_context(extra_http_headers={"X-Forwarded-User": who,
-                                                  "X-Ownbench-Proxy-Secret": PROXY["OWNBENCH_PROXY_SECRET"]})
+                                                  "X-Ownbench-Proxy-Secret": PROXY["OWNBENCH_PROXY_SECRET"]},
+                              **context)
     return ctx.new_page()
 
 
@@ -196,17 +197,25 @@ def test_untrusted_output_does_not_execute_or_fetch(browser, seeded_app) -> None
     page.close()
 
 
+def raw_sql(eng, statement: str) -> None:  # type: ignore[no-untyped-def]
+    """A test's own edit of the stored state, over the raw driver connection: the engine itself refuses to change
+    or delete labels and judgments (they are append-only)."""
+    conn = eng.raw_connection()
+    try:
+        conn.cursor().execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def test_ranking_is_withheld_before_the_gate_and_shown_after(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Before: no labels. After: simulated labels from two annotators on 60 golden units (see test_ui_seed)."""
-    from sqlmodel import delete
-
     url = f"sqlite:///{tmp_path / 'gate.db'}"
     eng = make_engine(url)
     seed_project(eng, items=20, golden_items=20, simulated_labels=True, human_agreement=0.97)
     with Session(eng) as s:  # keep the labels aside: first look at the page without them
         kept = [r.model_dump() for r in s.exec(select(Label))]
-        s.exec(delete(Label))  # type: ignore[call-overload]
-        s.commit()
+    raw_sql(eng, "DELETE FROM label")
     server = AppServer(url, tmp_path / "home")
     try:
         page = browser.new_page()
@@ -239,10 +248,10 @@ def test_label_page_keeps_the_criterion_in_view_and_remembers_the_earlier_label(
         out.text = "\n\n".join(f"Paragraph {i}: " + "a long answer " * 40 for i in range(120))
         s.add(out)
         s.commit()
-    server = AppServer(url, tmp_path / "home")
+    server = AppServer(url, tmp_path / "home", PROXY)
     try:
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(server.url + "/label?annotator=alice")
+        page = signed_in_page(browser, "alice", viewport={"width": 1400, "height": 900})
+        page.goto(server.url + "/label")
         page.get_by_text("Unit 1 of 18").wait_for(timeout=30_000)
         _ready(page)
         page.get_by_text("Show all (").wait_for()
@@ -282,16 +291,14 @@ def test_rankings_names_its_judge_run_and_compare_says_withheld(browser, tmp_pat
     """A newer judge run over a few outputs does not take over; a criterion without labels is withheld in
     Compare, never "no significant regression"; an imported candidate is not offered for a run and a failed
     run says why on the Runs page."""
-    from sqlmodel import delete
-
     from storage.hashing import content_hash
     from storage.models import Candidate, JudgeRun, Judgment, Output, Run
 
     url = f"sqlite:///{tmp_path / 'rank.db'}"
     eng = make_engine(url)
     seeded = seed_project(eng, items=20, golden_items=20, simulated_labels=True, human_agreement=0.97)
+    raw_sql(eng, "DELETE FROM label WHERE criterion_id = 'helpful'")
     with Session(eng) as s:
-        s.exec(delete(Label).where(Label.criterion_id == "helpful"))  # type: ignore[call-overload]
         partial = JudgeRun(version_id=seeded.version_id, rubric_version_id=seeded.rubric_version_id,
                            judge_model="openai/judge-partial", status="done", mode="pointwise")
         s.add(partial)

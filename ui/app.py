@@ -35,13 +35,22 @@ PAGE_TABLE = [
     ("people.py", "People", ":material/group:", "people", "review"),
 ]
 allowed = [row for row in PAGE_TABLE if viewer.can(row[4])]
-default = "overview.py" if viewer.can("review") else "label.py"
 pages = [
-    st.Page(str(PAGES / f), title=title, icon=icon, default=f == default,  # the default page is served at /
+    st.Page(str(PAGES / f), title=title, icon=icon, default=f == "overview.py",  # the default page is served at /
             **({"url_path": path} if path else {}))
     for f, title, icon, path, _cap in allowed
 ]
-page = st.navigation(pages)
+if viewer.can("review"):
+    page = st.navigation(pages)
+else:
+    # An annotator has the Label page only: / leads to it, /label (the link people are sent) is it, and the menu
+    # is hidden. (Were Label the default page it would be served at / and /label would be "Page not found".)
+    label_page = pages[0]
+
+    def start() -> None:
+        st.switch_page(label_page)
+
+    page = st.navigation([st.Page(start, title="Start", default=True), *pages], position="hidden")
 
 with st.sidebar:
     if viewer.can("operate"):
