@@ -38,7 +38,7 @@ test: $(VENV)/.installed-dev
 # an AMX build (e.g. a wheel pip built earlier and cached) and it is rebuilt without the cache.
 LOCAL_JUDGE_DIR ?= local-judge
 LOCAL_JUDGE_PORT ?= 8090
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 .PHONY: local-judge test-local
 

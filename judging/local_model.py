@@ -139,7 +139,7 @@ def assemble(cache: Path = DEFAULT_DIR) -> Path:
 SLOTS = 1  # llama-cpp-python's server answers one request at a time (one model context behind a lock)
 # Built for any x86-64 CPU here: a native build turns on Intel AMX kernels where the CPU reports amx_tile /
 # amx_int8, and those crash the server on its first chat request (ggml_backend_amx_mul_mat).
-CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON"
+CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 READY_SCHEMA = {"type": "object", "required": ["reasoning", "verdict"],
                 "properties": {"reasoning": {"type": "string", "maxLength": 200},
                                "verdict": {"type": "integer", "enum": [1, 2, 3, 4, 5]}}}
@@ -149,6 +149,10 @@ def build_problem() -> str | None:
     """Why the installed llama-cpp-python must not serve here (missing, or built with AMX kernels), or None."""
     probe = subprocess.run([sys.executable, "-c", "import llama_cpp; print(llama_cpp.llama_print_system_info().decode())"],
                            capture_output=True, text=True, timeout=120, check=False)
+    if probe.returncode < 0:  # killed by a signal: SIGILL when built for instructions this CPU lacks
+        return (f"llama-cpp-python crashes on import here (signal {-probe.returncode}): it was built for instructions "
+                f'this CPU lacks (AVX-512?); rebuild it with CMAKE_ARGS="{CMAKE_ARGS}" pip install --force-reinstall '
+                "--no-deps --no-binary llama-cpp-python --no-cache-dir 'llama-cpp-python>=0.3,<0.4'")
     if probe.returncode != 0:
         return "llama-cpp-python does not import: " + (probe.stderr.strip().splitlines() or ["?"])[-1]
     if "AMX_INT8 = 1" in probe.stdout or "AMX = 1" in probe.stdout:
