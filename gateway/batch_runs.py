@@ -35,6 +35,8 @@ from storage.models import Item, Run
 class _RunReplay(ReplayGateway):
     """The replay gateway with what `execute_run` also asks of a gateway."""
 
+    defer_cache_writes = False  # toggled by execute_run; a replayed answer carries no cache row to write
+
     def __init__(self, engine: Engine, cfg: ModelConfig, results: dict, factor: float) -> None:
         super().__init__(engine, cfg, results, factor)
         self._route = Gateway(None).route(cfg)

@@ -15,8 +15,8 @@ import pytest
 from sqlmodel import Session, select
 
 from storage.db import make_engine
-from storage.models import Annotator, Candidate, Item, Judgment, Label, Output
-from tests.test_browser_app import CHROMIUM, AppServer, _need_chromium
+from storage.models import Annotator, Candidate, Item, Output
+from tests.test_browser_app import CHROMIUM, AppServer, _need_chromium, raw_sql
 from tests.test_ui_seed import seed_project
 
 pytestmark = pytest.mark.browser
@@ -42,10 +42,11 @@ def _hostile_db(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'hostile.db'}"
     eng = make_engine(url)
     seeded = seed_project(eng, items=12, golden_items=6, simulated_labels=True, human_agreement=0.5)
+    # alice's first unit (the 200 KB output) is still to label: over the raw driver connection, since the
+    # engine keeps labels append-only
+    raw_sql(eng, f"DELETE FROM label WHERE annotator_id = {int(seeded.annotators['alice'])} "
+                 f"AND golden_unit_id = {int(seeded.unit_ids[0])}")
     with Session(eng) as s:
-        for lab in s.exec(select(Label).where(Label.annotator_id == seeded.annotators["alice"],
-                                              Label.golden_unit_id == seeded.unit_ids[0])):
-            s.delete(lab)  # alice's first unit (the 200 KB output) is still to label
         for item in s.exec(select(Item)):
             item.messages = [{"role": "system", "content": HOSTILE}, {"role": "user", "content": HOSTILE}]
             item.reference = HOSTILE
@@ -53,12 +54,6 @@ def _hostile_db(tmp_path: Path) -> str:
         for i, out in enumerate(s.exec(select(Output).order_by(Output.id))):
             out.text = BIG if i == 0 else HOSTILE
             s.add(out)
-        for j in s.exec(select(Judgment)):
-            j.rationale = HOSTILE
-            s.add(j)
-        for lab in s.exec(select(Label)):
-            lab.comment = HOSTILE
-            s.add(lab)
         bob = s.exec(select(Annotator).where(Annotator.name == "bob")).one()
         bob.name = NAME
         s.add(bob)
@@ -66,8 +61,16 @@ def _hostile_db(tmp_path: Path) -> str:
             cand.name = f"{NAME}-{k}"
             s.add(cand)
         s.commit()
+    # rationales and comments as a judge and people could have written them (the engine keeps both tables
+    # append-only, so the test writes them over the raw driver connection)
+    raw_sql(eng, "UPDATE judgment SET rationale = " + _sql_text(HOSTILE))
+    raw_sql(eng, "UPDATE label SET comment = " + _sql_text(HOSTILE))
     eng.dispose()
     return url
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 @pytest.fixture
@@ -106,7 +109,7 @@ def test_hostile_content_on_every_page_fetches_and_runs_nothing(hostile_app: App
     console: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page()
+        page = browser.new_page(viewport={"width": 1280, "height": 1200})  # the sidebar name picker in view
         page.on("request", lambda r: None if urlsplit(r.url).netloc == own or r.url.startswith(("data:", "blob:"))
                 else elsewhere.append(r.url))
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -135,10 +138,17 @@ def test_hostile_content_on_every_page_fetches_and_runs_nothing(hostile_app: App
         page.get_by_text("Judge's rationale").wait_for(timeout=60_000)
         check("/agreement, the disagreement browser")
         visit("/rankings", "Eval set × rubric")
-        # a hostile name in the URL is refused with a clear error, and is not stored
-        visit("/label?annotator=" + NAME.replace("\u202e", "%E2%80%AE"), "annotator name")
+        # a name in the URL is not read at all (a label belongs to whoever is signed in; here the single user
+        # picks a name in the sidebar), so a hostile one is neither shown nor stored
+        visit("/label?annotator=" + NAME.replace("\u202e", "%E2%80%AE"), "Label")
         # the Label page as alice: the 200 KB output first, then verbatim mode
-        visit("/label?annotator=alice", "Unit 1 of")
+        page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").click()
+        page.get_by_role("option").filter(has_text="(new name)").click()
+        page.get_by_label("New annotator name").fill("alice")
+        page.get_by_label("New annotator name").press("Enter")
+        page.get_by_text("Unit 1 of").first.wait_for(timeout=60_000)
+        _settle(page)
+        check("/label, as alice")
         page.get_by_text("Response").first.wait_for()
         shown = page.locator("[data-testid='stMain']").inner_text()
         page.get_by_text("Show all (").click()
