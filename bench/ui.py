@@ -128,15 +128,15 @@ def keypresses(url: str, home: Path, n: int) -> list[float]:
     """Milliseconds from a label key going down to the next step on screen, `n` times."""
     from playwright.sync_api import sync_playwright
 
-    from tests.test_browser_app import ARGS, CHROMIUM, AppServer, _ready
+    from tests.test_browser_app import ARGS, CHROMIUM, PROXY, AppServer, _ready, signed_in_page
 
-    server = AppServer(url, home)
+    server = AppServer(url, home, PROXY)  # alice signed in through the proxy-header mode
     times = []
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(server.url + "/label?annotator=alice")
+            page = signed_in_page(browser, "alice", viewport={"width": 1400, "height": 900})
+            page.goto(server.url + "/label")
             page.get_by_role("button", name="Skip").wait_for(timeout=60_000)
             for _ in range(n + 3):  # the first three warm the caches and are not counted
                 _ready(page)
