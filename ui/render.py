@@ -25,7 +25,7 @@ import re
 import unicodedata
 from typing import Any
 
-from storage.transcript import message_label, message_words
+from storage.transcript import content_words, message_label, message_words
 
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\2[^\n]*(?:\n|\Z)|\Z)", re.DOTALL | re.MULTILINE)
 _INLINE_CODE = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
@@ -159,23 +159,8 @@ def _outside_fences(segment: str) -> str:
 
 
 def message_text(content: Any) -> str:
-    """The text of a chat message's content (a string, or OpenAI content parts)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            if isinstance(part, dict):
-                if part.get("type") == "text":
-                    texts.append(str(part.get("text", "")))
-                else:
-                    texts.append(f"[{part.get('type', 'part')} not shown]")
-            else:
-                texts.append(str(part))
-        return "\n\n".join(texts)
-    return str(content)
+    """The text of a chat message's content (a string, or OpenAI content parts): one definition, the judge's."""
+    return content_words(content)
 
 
 def show_text(st: Any, text: str, *, plain: bool = False) -> None:
