@@ -11,6 +11,7 @@ if str(ROOT) not in sys.path:  # `streamlit run ui/app.py` from a source checkou
 import streamlit as st
 
 from ui import common
+from ui.render import inline
 
 # A local file: a `:material/…:` or emoji icon makes every page load fetch its favicon from a CDN.
 st.set_page_config(page_title="ownbench", page_icon=str(Path(__file__).with_name("static") / "favicon.png"),
@@ -54,7 +55,7 @@ else:
 
 with st.sidebar:
     if viewer.can("operate"):
-        st.caption(f"Database: `{common.db_label()}`")
+        st.caption(f"Database: {inline(common.db_label())}")
 common.identity_sidebar(viewer)
 
 page.run()

@@ -140,7 +140,7 @@ def require(capability: str, what: str) -> Viewer:
     """The viewer, if their role allows `capability`; otherwise the page stops with the reason (nothing read)."""
     v = viewer()
     if not v.can(capability):
-        st.error(f"{what} is not available to {v.name} ({v.role}).")
+        st.error(f"{what} is not available to {inline(v.name)} ({v.role}).")
         st.stop()
     return v
 

@@ -10,7 +10,7 @@ from analysis import adjudication, labeling
 from storage.errors import InputError
 from ui import common, queries
 from ui.gate import pair_title
-from ui.render import show_chat, show_text
+from ui.render import inline, show_chat, show_text
 
 viewer = common.require("review", "The Adjudication page")  # checked here, where the page reads data
 st.title("Adjudication")
@@ -53,7 +53,7 @@ with left:
     with st.container(border=True):
         show_text(st, d.output)
 with right:
-    st.markdown(f"##### Criterion `{d.criterion_id}`")
+    st.markdown(f"##### Criterion {inline(d.criterion_id)}")
     show_text(st, str(d.criterion.get("question", "")))
     st.markdown("**Annotators' labels**")
     for x in d.labels:
