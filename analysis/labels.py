@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +77,13 @@ def _normalize(criterion: dict[str, Any], value: Any) -> tuple[str, float | None
 
 
 def import_labels(
-    session: Session, path: str | Path, version_id: int, rubric_version_id: int, *, uniform: bool = False
+    session: Session, path: str | Path, version_id: int, rubric_version_id: int, *, uniform: bool = False,
+    fmt: str = "ownbench",
 ) -> dict[str, Any]:
-    """Validate every row, then append the labels; returns counts. Raises InputError (nothing written)."""
+    """Validate every row, then append the labels; returns counts. Raises InputError (nothing written).
+    `fmt="arena"` reads Chatbot Arena battles (see analysis.battles): votes on items outside the version are
+    counted (the version may be a sample), the fields it does not use are listed as ignored."""
+    from analysis.battles import arena_rows
     p = Path(path)
     if not p.is_file():
         raise InputError(f"label file {str(path)!r} does not exist", where="labels import")
@@ -102,7 +107,11 @@ def import_labels(
     problems: list[str] = []
     good: list[dict[str, Any]] = []
     modes: set[str] = set()
-    for line, row in read_rows(p, allowed=FIELDS, named=FIELDS, strip_csv=True):
+    ignored: Counter = Counter()
+    outside = 0
+    rows = (arena_rows(p, ignored) if fmt == "arena"
+            else read_rows(p, allowed=FIELDS, named=FIELDS, strip_csv=True))
+    for line, row in rows:
         where = f"{p.name}:{line}"
         if isinstance(row, str):
             problems.append(f"{where}: {row}")
@@ -127,6 +136,9 @@ def import_labels(
         if crit is None:
             problems.append(f"{where}: criterion {row['criterion']!r} is not in rubric {rubric.name!r} "  # type: ignore[union-attr]
                             f"(criteria: {', '.join(crits)})")
+            continue
+        if item is None and fmt == "arena":
+            outside += 1
             continue
         if item is None:
             problems.append(f"{where}: item {row['item']!r} is not in this eval set version")
@@ -234,8 +246,13 @@ def import_labels(
                           verdict=g["verdict"], score=g["score"], comment=g["comment"], inclusion_prob=g["prob"],
                           source="imported", source_file=str(p), source_file_hash=digest))
     session.flush()
-    return {"labels": len(good), "annotators": len(people), "calibration_usable": sum(g["prob"] is not None for g in good),
-            "mode": next(iter(modes)), "file_hash": digest}
+    res = {"labels": len(good), "annotators": len(people), "calibration_usable": sum(g["prob"] is not None for g in good),
+           "mode": next(iter(modes)), "file_hash": digest}
+    if fmt == "arena":
+        mapped = Counter(g["comment"] for g in good if g["comment"])
+        res.update(format="arena", not_in_version=outside, ignored_fields=sorted(ignored),
+                   mapped={k.removeprefix("arena winner: "): n for k, n in mapped.items()})
+    return res
 
 
 def export_rows(session: Session, version_id: int, rubric_version_id: int, judge_run_id: int | None = None, *,

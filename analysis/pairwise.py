@@ -32,6 +32,21 @@ class Battles:
     humans: dict[str, np.ndarray] | None = None  # annotator → A's score by that annotator (NaN unlabeled)
 
 
+def judge_position_bias(bt: Battles) -> dict[str, Any]:
+    """The judge's first-shown score share over every presentation (both orders), and, on pairs shown both
+    ways, the swap inconsistency. Only the inconsistency is taken from the paired call: its share would count
+    the A-first presentations alone."""
+    from stats.bias import position_bias
+
+    out = position_bias(np.concatenate([bt.first_ab, bt.first_ba]), None)
+    both = np.isfinite(bt.first_ab) & np.isfinite(bt.first_ba)
+    if both.any():
+        swap = position_bias(bt.first_ab[both], bt.first_ba[both]).get("swap_inconsistency")
+        if swap is not None:
+            out["swap_inconsistency"] = swap
+    return out
+
+
 def latest_pairwise_run(session: Session, version_id: int, rubric_version_id: int) -> JudgeRun | None:
     return session.exec(select(JudgeRun).where(JudgeRun.version_id == version_id,
                                                JudgeRun.rubric_version_id == rubric_version_id,
@@ -102,7 +117,6 @@ def pairwise_section(session: Session, version_id: int, rubric_version_id: int, 
     """Bradley–Terry strengths per criterion: judge-only and prediction-powered; None without a pairwise run.
     `judge_run_id` picks the pairwise run (default: the latest, and the section says it was picked so)."""
     from stats.agreement import krippendorff_alpha
-    from stats.bias import position_bias
     from stats.ranking import bradley_terry, ppi_bradley_terry, rank_ranges
 
     run = (session.get(JudgeRun, judge_run_id) if judge_run_id is not None
@@ -139,13 +153,15 @@ def pairwise_section(session: Session, version_id: int, rubric_version_id: int, 
                                  np.array([e.high for e in cal]))
             order = np.argsort([-e.value for e in cal])
             entry["calibrated"] = [{"candidate": bt.names[i], "strength": cal[i], "rank": list(ranges[i])} for i in order]
+            # the same golden battles without the judge: what the correction is measured against
+            hl = bt.labeled & np.isfinite(bt.human)
+            human = bradley_terry(bt.a[hl], bt.b[hl], bt.human[hl], k, n_boot=n_boot, seed=seed)
+            entry["human_only"] = [{"candidate": bt.names[i], "strength": human[i]}
+                                   for i in np.argsort([-e.value for e in human]) if human[i].n > 0]
         else:
             entry["withheld"] = (f"{int(bt.labeled.sum())} golden human pairwise labels on {crit!r}; at least "
                                  f"{min_labels} are needed before the corrected strengths mean anything")
-        entry["position_bias"] = position_bias(np.concatenate([bt.first_ab, bt.first_ba]), None)
-        both = np.isfinite(bt.first_ab) & np.isfinite(bt.first_ba)
-        if both.any():
-            entry["position_bias"].update(position_bias(bt.first_ab[both], bt.first_ba[both]))
+        entry["position_bias"] = judge_position_bias(bt)
         section["criteria"].append(entry)
     return section
 
@@ -154,19 +170,13 @@ def position_bias_section(session: Session, version_id: int, rubric_version_id: 
                           judge_run_id: int | None = None) -> list[dict[str, Any]]:
     """Per criterion of a pairwise judge run (default: the latest): first-position win share and swap
     inconsistency."""
-    from stats.bias import position_bias
-
     run = (session.get(JudgeRun, judge_run_id) if judge_run_id is not None
            else latest_pairwise_run(session, version_id, rubric_version_id))
     if run is None:
         return []
     out = []
     for crit, bt in load_battles(session, version_id, rubric_version_id, run).items():
-        pb = position_bias(np.concatenate([bt.first_ab, bt.first_ba]), None)
-        both = np.isfinite(bt.first_ab) & np.isfinite(bt.first_ba)
-        if both.any():
-            pb.update(position_bias(bt.first_ab[both], bt.first_ba[both]))
-        out.append({"criterion": crit, "judge_run": run.id, **pb})
+        out.append({"criterion": crit, "judge_run": run.id, **judge_position_bias(bt)})
     return out
 
 
@@ -218,11 +228,7 @@ def pairwise_agreement(session: Session, version_id: int, rubric_version_id: int
             if (np.isfinite(hm).sum(axis=0) >= 2).sum() >= 2:
                 entry["alpha_humans"] = alpha_interval(hm, "nominal", value_domain=PAIR_LABELS, n_boot=n_boot,
                                                        seed=seed)
-        jpb = position_bias(np.concatenate([bt.first_ab, bt.first_ba]), None)
-        both = np.isfinite(bt.first_ab) & np.isfinite(bt.first_ba)
-        if both.any():
-            jpb.update(position_bias(bt.first_ab[both], bt.first_ba[both]))
-        entry["position_bias"] = {"judge": jpb,
+        entry["position_bias"] = {"judge": judge_position_bias(bt),
                                   "human": position_bias(np.concatenate(hfirst) if hfirst else np.zeros(0), None)}
         out.append(entry)
     return out

@@ -490,10 +490,13 @@ def _pairwise_markdown(section: dict[str, Any] | None) -> list[str]:
             out.append(f"- **Judge-only strengths hidden**: {c['judge_hidden']}")
         out.append("")
         if c.get("calibrated"):
-            out += ["| rank | candidate | corrected strength [95 % CI] |", "|---|---|---|"]
+            human = {r["candidate"]: r["strength"] for r in c.get("human_only") or []}
+            out += ["| rank | candidate | corrected strength [95 % CI] | human only, golden battles [95 % CI] |",
+                    "|---|---|---|---|"]
             for r in c["calibrated"]:
                 lo, hi = r["rank"]
-                out.append(f"| {lo if lo == hi else f'{lo}–{hi}'} | {r['candidate']} | {_est(r['strength'])} |")
+                h = _est(human[r["candidate"]]) if r["candidate"] in human else "no golden battle"
+                out.append(f"| {lo if lo == hi else f'{lo}–{hi}'} | {r['candidate']} | {_est(r['strength'])} | {h} |")
             out.append("")
         if c.get("judge_only"):
             mark = f" ({UNCALIBRATED})" if any(r.get("marked") for r in c["judge_only"]) else ""

@@ -226,21 +226,34 @@ def labels_import(
     set_ref: str = typer.Option(..., "--set", help=SET_HELP),
     rubric: str = typer.Option(..., "--rubric", help=RUBRIC_HELP),
     uniform: bool = typer.Option(False, "--uniform", help="Declare the labeled units a uniform random sample of the set (usable for calibration)."),
+    fmt: str = typer.Option("ownbench", "--format", help="ownbench (the columns above) or arena: Chatbot Arena battles (question_id, model_a, model_b, winner, judge as the annotator); winner 'tie (bothbad)' becomes tie, noted in the label's comment."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Import existing human labels; every bad row is reported as file:line and nothing is written."""
     from analysis.labels import import_labels
     from ownbench.cli.common import console, print_json, session
+    from storage.errors import InputError
 
+    if fmt not in ("ownbench", "arena"):
+        raise InputError(f"unknown format {fmt!r}", where="--format", hint="use ownbench or arena")
     with session() as s:
+        if Path(rubric).suffix in (".yaml", ".yml") and Path(rubric).is_file():
+            from judging.rubric import load_rubric, store_rubric
+
+            store_rubric(s, load_rubric(Path(rubric)))  # labels may come before any judge used this rubric
         vid, rid = _ids(s, set_ref, rubric)
-        res = import_labels(s, path, vid, rid, uniform=uniform)
+        res = import_labels(s, path, vid, rid, uniform=uniform, fmt=fmt)
     if as_json:
         print_json(res)
     else:
         usable = res["calibration_usable"]
         console.print(f"imported {res['labels']} {res['mode']} label(s) from {res['annotators']} annotator(s); {usable} usable "
                       "for calibration" + ("" if usable else " (declare --uniform or give inclusion_prob to use them)"))
+        if fmt == "arena":
+            mapped = ", ".join(f"{n} '{k}' → tie" for k, n in res["mapped"].items()) or "none"
+            console.print(f"{res['not_in_version']} battle(s) on items outside this version left out; winners "
+                          f"mapped: {mapped}; fields not used: {', '.join(res['ignored_fields']) or 'none'}",
+                          highlight=False, markup=False)
 
 
 @labels_app.command("export")

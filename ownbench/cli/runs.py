@@ -357,6 +357,41 @@ def runs_show(
         console.print(f"  … {len(errs) - errors} more errors (--errors N)")
 
 
+@runs_app.command("import-battles")
+def runs_import_battles(
+    file: Path = typer.Argument(..., help="Battles: Chatbot Arena votes (question_id, model_a, model_b), pairwise "
+                                          "labels (item_key, candidate_a, candidate_b) or pairwise judgments "
+                                          "(item, candidate, candidate_b)."),
+    set_ref: str = typer.Option(..., "--set", help="The frozen version the battles were fought on."),
+    fmt: str = typer.Option("pairwise", "--format", help="pairwise (ownbench columns) or arena."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Record that the battles' candidates answered their items when the answers were not kept: one imported
+    run per candidate without a run, its outputs marked "answer not kept". Verdicts on them can then be
+    imported (labels import, judgments import); nothing can be judged or labeled on them anew."""
+    from analysis.battles import record_battle_runs
+    from evalsets.freeze import resolve_version, version_label
+    from storage.errors import InputError
+
+    if fmt not in ("pairwise", "arena"):
+        raise InputError(f"unknown format {fmt!r}", where="--format", hint="use pairwise or arena")
+    with session() as s:
+        version = resolve_version(s, set_ref)
+        label = version_label(s, version)
+        res = record_battle_runs(s, file, version.id, fmt)  # type: ignore[arg-type]
+    if as_json:
+        print_json(res)
+        return
+    console.print(f"{res['battles']} battle(s) in {file.name}; {res['not_in_version']} on items outside {label}",
+                  highlight=False, markup=False)
+    for r in res["runs"]:
+        console.print(f"run {r['run_id']}: {r['candidate']} fought on {r['items']} item(s); answers not kept"
+                      + ("" if r["created"] else " (recorded before)"), highlight=False, markup=False)
+    if res["candidates_with_runs"]:
+        console.print(f"left alone (they have a run): {', '.join(res['candidates_with_runs'])}",
+                      highlight=False, markup=False)
+
+
 @runs_app.command("import")
 def runs_import(
     file: Path = typer.Argument(..., help="Answers JSONL (item_key | prompt_hash | messages, and output or error), "
