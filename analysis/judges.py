@@ -60,7 +60,8 @@ class JudgesReport:
             cells = [str(j["judge_run"]) + (" (panel)" if j["source"] == "panel" else ""), j["judge_model"],
                      _cell(j.get("alpha")), _cell(j.get("kappa")), _cell(j.get("leniency")),
                      _cell(j.get("verbosity")), _cell(j.get("self_preference")),
-                     _f(j.get("position_bias"), 3) if j.get("position_bias") is not None else "n/a (pointwise)",
+                     (f"{_f(j.get('position_bias'), 3)} (pairwise run {j.get('position_bias_run')})"
+                      if j.get("position_bias") is not None else "n/a (pointwise)"),
                      f"{_f(j['unscored_share'], 3)} of {j['judgments']}",
                      _f(j.get("cost_per_1k_usd"), 4) if j.get("cost_per_1k_usd") is not None else "unknown",
                      f"{_f(j.get('latency_p50_ms'), 0)} / {_f(j.get('latency_p95_ms'), 0)}",
@@ -99,23 +100,23 @@ def judge_runs(session: Session, version_id: int, rubric_version_id: int) -> lis
         JudgeRun.mode == "pointwise").order_by(JudgeRun.id)))  # type: ignore[arg-type]
 
 
-def _position_bias(session: Session, version_id: int, rubric_version_id: int, judge_model: str) -> float | None:
-    """The first-shown output's score share in this judge model's pairwise run on the same set × rubric."""
-    from analysis.pairwise import load_battles
-    from stats.bias import position_bias
+def _position_bias(session: Session, version_id: int, rubric_version_id: int,
+                   judge_model: str) -> tuple[float | None, int | None]:
+    """The first-shown output's score share in this judge model's latest pairwise run on the same set × rubric,
+    and that run's id (the comparison says which run it took)."""
+    from analysis.pairwise import judge_position_bias, load_battles
 
     run = session.exec(select(JudgeRun).where(
         JudgeRun.version_id == version_id, JudgeRun.rubric_version_id == rubric_version_id,
         JudgeRun.mode == "pairwise", JudgeRun.judge_model == judge_model).order_by(JudgeRun.id.desc())).first()  # type: ignore[union-attr]
     if run is None:
-        return None
+        return None, None
     shares = []
     for bt in load_battles(session, version_id, rubric_version_id, run).values():
-        pb = position_bias(np.concatenate([bt.first_ab, bt.first_ba]), None)
-        e = pb.get("first_position_share")
+        e = judge_position_bias(bt).get("first_position_share")
         if e is not None and math.isfinite(e.value):
             shares.append(e.value)
-    return float(np.mean(shares)) if shares else None
+    return (float(np.mean(shares)) if shares else None), run.id
 
 
 def compare_judges(session: Session, version_id: int, rubric_version_id: int, *, viewer: Viewer,
@@ -162,8 +163,9 @@ def compare_judges(session: Session, version_id: int, rubric_version_id: int, *,
             sp = b.get("self_preference") or {}
             selfp.append(_est_of(sp.get("difference")))
         entry.update(alpha=_pooled(alphas), kappa=_pooled(kappas), leniency=_pooled(len_), verbosity=_pooled(verb),
-                     self_preference=_pooled(selfp),
-                     position_bias=_position_bias(session, version_id, rubric_version_id, run.judge_model))
+                     self_preference=_pooled(selfp))
+        entry["position_bias"], entry["position_bias_run"] = _position_bias(session, version_id,
+                                                                             rubric_version_id, run.judge_model)
         # widths: calibrated vs human-only, scale-normalised
         widths, human = [], []
         for cid in graded:

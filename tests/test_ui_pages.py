@@ -319,3 +319,47 @@ def test_agreement_page_draws_by_candidate_where_no_judge_has_run_yet(sqlite_eng
     with Session(sqlite_engine) as s:
         units = s.exec(select(GoldenUnit)).all()
     assert len(units) == 3 and {u.rubric_version_id for u in units} == {second_id}
+
+
+def _captions(at: AppTest) -> list[str]:
+    """Caption texts as shown (the renderer's markdown escapes and word joiners removed)."""
+    return [c.value.replace("\\", "").replace("\u2060", "") for c in at.caption]
+
+
+def test_pages_say_which_judge_run_they_took_by_default(sqlite_engine: Engine) -> None:
+    """A pointwise and a newer pairwise judge run on one set × rubric (judge verdicts SIMULATED, see
+    tests/test_analysis_pairwise.py). Each page names the run it took (id, mode, judge, date) and why; the judge
+    model's name, text someone wrote, goes through the renderer (a markdown image in it stays inert)."""
+    from tests.test_analysis_pairwise import _seed_pairwise
+
+    _seed_pairwise(sqlite_engine, golden_per_pair=20)
+    with Session(sqlite_engine) as s:
+        runs = {r.mode: r for r in s.exec(select(JudgeRun))}
+        runs["pairwise"].judge_model = "judge ![x](http://evil.test/x.png)"
+        s.add(runs["pairwise"])
+        s.commit()
+        pw, pt = runs["pairwise"], runs["pointwise"]
+        pw_id, pt_id, pw_at, pt_at, pt_model = pw.id, pt.id, pw.started_at, pt.started_at, pt.judge_model
+
+    def said(run_id: int, mode: str, model: str, started: Any) -> str:
+        return f"Showing judge run {run_id} ({mode}, judge {model}, started {started:%Y-%m-%d %H:%M} UTC)"
+
+    at = page("agreement")  # the newest run is the default
+    shown = _captions(at)
+    assert any(said(pw_id, "pairwise", "judge ![x](http://evil.test/x.png)", pw_at) in c
+               and "the latest of 2 judge runs" in c for c in shown), shown
+    raw = [c.value for c in at.caption if "Showing judge run" in c.value]
+    assert raw and all("](http" not in c and "![" not in c for c in raw)  # escaped: no image, no link
+    at.selectbox(key="agr-judge").set_value(pt_id).run()
+    assert any(said(pt_id, "pointwise", pt_model, pt_at) in c and "chosen among 2" in c for c in _captions(at))
+
+    at = page("rankings")
+    shown = _captions(at)
+    assert any(said(pt_id, "pointwise", pt_model, pt_at) in c and "the only pointwise judge run" in c for c in shown)
+    assert any(said(pw_id, "pairwise", "judge ![x](http://evil.test/x.png)", pw_at) in c
+               and "Bradley–Terry strengths below come from it" in c for c in shown), shown
+    assert "Bradley–Terry strengths (pairwise)" in all_text(at)
+
+    lines = " ".join(i.value.replace("\\", "").replace("\u2060", "") for i in page("overview").info)
+    assert f"the latest pointwise judge run, {pt_id} with judge {pt_model}" in lines
+    assert f"the latest pairwise judge run, {pw_id} with judge" in lines

@@ -30,6 +30,14 @@ def ranking_status(url: str, viewer: Viewer) -> list[str]:
                 lines.append(f"{title}: the ranking could not be computed ({inline(exc)}).")
                 continue
             withheld = getattr(report, "withheld", None) or {}
+            header = getattr(report, "header", None) or {}
+            pairwise = getattr(report, "pairwise", None) or {}
+            used = [(pairwise.get("judge_run"), pairwise.get("judge_model"), "pairwise")]
+            if header.get("judge_run") not in (None, pairwise.get("judge_run")):
+                used.insert(0, (header.get("judge_run"), header.get("judge_model"), "pointwise"))
+            # the overview has no choice to offer: it says which runs (the latest of each mode) it looked at
+            title += " (" + "; ".join(f"the latest {mode} judge run, {run} with judge {inline(model)}"
+                                      for run, model, mode in used if run is not None) + ")"
             if withheld:
                 reasons = "; ".join(inline(why) for whys in withheld.values() for why in whys)
                 lines.append(f"{title}: rankings are withheld: {reasons}.")

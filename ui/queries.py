@@ -170,6 +170,21 @@ def judged_pairs(url: str, viewer: Viewer) -> list[tuple[int, int, int, str]]:
     return _judged_pairs(url)
 
 
+def judge_run_list(url: str, viewer: Viewer, version_id: int, rubric_id: int, mode: str | None = None) -> list[dict[str, Any]]:
+    """The judge runs of one eval set version × rubric version, newest first (id, mode, judge model, counts,
+    start date): what a page chooses from and names."""
+    viewer.require("review", "judge runs")
+    return _judge_run_list(url, version_id, rubric_id, mode)
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def _judge_run_list(url: str, version_id: int, rubric_id: int, mode: str | None) -> list[dict[str, Any]]:
+    from analysis.judge_runs import list_judge_runs
+
+    with Session(_engine_for(url)) as s:
+        return list_judge_runs(s, version_id, rubric_id, mode)
+
+
 def labelable_pairs(url: str, viewer: Viewer) -> list[tuple[int, int]]:
     viewer.require("review", "eval sets with runs")
     return _labelable_pairs(url)

@@ -180,3 +180,27 @@ def show_chat(st: Any, messages: list[dict[str, Any]], *, plain: bool = False) -
             if role not in ("user", "assistant") or msg.get("tool_calls"):
                 st.caption(inline(message_label(msg)))
             show_text(st, message_words(msg), plain=plain)
+
+
+def judge_run_sentence(run: dict[str, Any], why: str) -> str:
+    """Which judge run a page works on, in one markdown-safe sentence: id, mode, judge model (a name someone
+    wrote, so escaped), start date and why this one (the latest, the only one, chosen)."""
+    started = run.get("started_at")
+    when = started.strftime("%Y-%m-%d %H:%M") if hasattr(started, "strftime") else str(started or "?")[:16]
+    return (f"Showing judge run {int(run['id'])} ({inline(run.get('mode') or '?')}, judge "
+            f"{inline(run.get('judge_model') or '?')}, started {inline(when)} UTC): {inline(why)}.")
+
+
+def show_judge_run(st: Any, run: dict[str, Any], why: str) -> None:
+    """The caption every page that picks a judge run shows under its choice."""
+    st.caption(judge_run_sentence(run, why))
+
+
+def default_why(runs: list[dict[str, Any]], chosen_id: int, default_id: int, what: str = "judge run",
+                default_is: str = "the latest") -> str:
+    """Why this run: the only one, the default (and what the default is), or chosen among how many."""
+    if len(runs) == 1:
+        return f"the only {what} for this eval set and rubric"
+    if chosen_id == default_id:
+        return f"{default_is} of {len(runs)} {what}s for this eval set and rubric; choose another above"
+    return f"chosen among {len(runs)} {what}s"

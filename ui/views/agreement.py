@@ -16,7 +16,7 @@ from storage.errors import InputError
 from storage.models import Annotator, GoldenUnit, Item, Judgment, Label, Output
 from ui import common, queries, report_view
 from ui.gate import pair_title
-from ui.render import inline, show_chat, show_text
+from ui.render import default_why, inline, show_chat, show_judge_run, show_text
 
 viewer = common.require("review", "The Agreement page")  # checked here, where the page reads data
 st.title("Agreement")
@@ -98,13 +98,18 @@ if not modes:
                 "judge run on the **Runs** page.")
     golden_section(version_id, rubric_id, None)
     st.stop()
-judge_run_id = st.selectbox("Judge run", list(modes), key="agr-judge",
-                            format_func=lambda j: f"judge run {j} ({modes[j]})")
+run_rows = {r["id"]: r for r in queries.judge_run_list(url, viewer, version_id, rubric_id)}
+judge_run_id = st.selectbox("Judge run", list(modes), key="agr-judge",  # newest first: the latest is the default
+                            format_func=lambda j: f"judge run {j} ({modes[j]}, {run_rows[j]['judge_model']}, "
+                                                  f"{run_rows[j]['started_at']:%Y-%m-%d %H:%M})" if j in run_rows
+                            else f"judge run {j} ({modes[j]})")
+if judge_run_id in run_rows:
+    show_judge_run(st, run_rows[judge_run_id], default_why(list(run_rows.values()), judge_run_id, next(iter(modes))))
 golden_section(version_id, rubric_id, judge_run_id, modes[judge_run_id])
 if modes[judge_run_id] == "pairwise":
     st.subheader("Position bias")
     with Session(eng) as s:
-        bias = analysis_pairwise.position_bias_section(s, version_id, rubric_id)
+        bias = analysis_pairwise.position_bias_section(s, version_id, rubric_id, judge_run_id)
     st.dataframe(pd.DataFrame([{
         "criterion": b["criterion"],
         **{name: b[key].fmt() if b.get(key) else "n/a" for name, key in (

@@ -14,7 +14,7 @@ from judging.panel import ORDINAL_RULES, TIE_RULE, build_panel
 from storage.errors import InputError
 from ui import common, queries
 from ui.gate import pair_title
-from ui.render import escape_markdown
+from ui.render import escape_markdown, show_judge_run
 
 st.title("Judges")
 viewer = common.require("review", "The Judges page")  # checked here, where the page reads data
@@ -59,6 +59,7 @@ df = pd.DataFrame([{
     "α judge–human [95 % CI]": _est(j.get("alpha")), "κ judge–human [95 % CI]": _est(j.get("kappa")),
     "leniency": _est(j.get("leniency")), "verbosity / 1k chars": _est(j.get("verbosity")),
     "self-preference": _est(j.get("self_preference")), "position bias": j.get("position_bias"),
+    "position bias from pairwise run": j.get("position_bias_run"),
     "unscored share": j.get("unscored_share"), "judgments": j.get("judgments"),
     "$ / 1k judgments": j.get("cost_per_1k_usd"), "latency p50 ms": j.get("latency_p50_ms"),
     "latency p95 ms": j.get("latency_p95_ms"), "width": j.get("width"), "human-only width": j.get("human_width"),
@@ -77,6 +78,10 @@ if not plot.empty:
         y=alt.Y("width:Q", title="mean calibrated interval width (lower is better)"),
         color=alt.Color("kind:N"), tooltip=["judge run", "judge", "width", "human-only width", "$ / 1k judgments"])
     st.altair_chart(pts.properties(title="What each judge buys"), width="stretch")
+all_runs = {r["id"]: r for r in queries.judge_run_list(url, viewer, version_id, rubric_id)}
+for pb_run in dict.fromkeys(j["position_bias_run"] for j in data.get("judges") or [] if j.get("position_bias_run")):
+    show_judge_run(st, all_runs[pb_run], "position bias of its judge model, from the latest pairwise run of that "
+                                         "judge on this eval set and rubric")
 for j in data.get("judges") or []:
     for note in j.get("notes") or []:
         st.caption(f"judge run {j['judge_run']}: {note}")

@@ -18,7 +18,7 @@ from storage.errors import InputError
 from storage.models import JudgeRun, Judgment, RubricVersion
 from ui import common, queries
 from ui.gate import pair_title
-from ui.render import inline, safe_markdown
+from ui.render import default_why, inline, safe_markdown, show_judge_run
 
 viewer = common.require("review", "The Rankings page")  # checked here, where the page reads data
 st.title("Rankings")
@@ -155,13 +155,28 @@ if runs:
     judge_run_id = st.selectbox("Judge run", list(labels), index=default_run(runs), format_func=labels.get,
                                 key=f"rank-judge:{version_id}:{rubric_id}")
     picked = next(r for r in runs if r["id"] == judge_run_id)
-    why = ("the only one" if len(runs) == 1 else "the newest" if picked is runs[0] and
-           picked["outputs"] == max(r["outputs"] for r in runs) else
-           "the newest of those that judged the most outputs" if runs[default_run(runs)] is picked else "as picked")
-    st.caption(f"Showing judge run {picked['id']} ({inline(picked['model'])}, {picked['outputs']:,} outputs judged; "
-               f"{why}). Golden labels count for this run's outputs only.")
+    default_is = ("the latest" if runs[default_run(runs)] is runs[0]
+                  else "the newest of those that judged the most outputs")
+    why = default_why(runs, judge_run_id, runs[default_run(runs)]["id"], "pointwise judge run", default_is)
+    show_judge_run(st, {**picked, "mode": "pointwise", "judge_model": picked["model"], "started_at": picked["started"]},
+                   f"{why}; {picked['outputs']:,} outputs judged. Golden labels count for this run's outputs only")
+pairwise_runs = queries.judge_run_list(url, viewer, version_id, rubric_id, "pairwise")
+pairwise_run_id: int | None = None
+if pairwise_runs:
+    pw_labels = {r["id"]: f"judge run {r['id']} · {r['judge_model']} · {r['judgments']:,} pairs judged · "
+                          f"{r['started_at']:%Y-%m-%d %H:%M}" for r in pairwise_runs}
+    pairwise_run_id = st.selectbox("Pairwise judge run (Bradley–Terry)", list(pw_labels), format_func=pw_labels.get,
+                                   key=f"rank-pairwise:{version_id}:{rubric_id}")
+    show_judge_run(st, next(r for r in pairwise_runs if r["id"] == pairwise_run_id),
+                   default_why(pairwise_runs, pairwise_run_id, pairwise_runs[0]["id"], "pairwise judge run")
+                   + ": the Bradley–Terry strengths below come from it")
 try:
-    data, markdown = ranking(url, version_id, rubric_id, judge_run_id, viewer)
+    # the report takes one judge run: the pointwise one when there is one; the pairwise section is asked for
+    # apart when another pairwise run than the latest is chosen
+    data, markdown = ranking(url, version_id, rubric_id, judge_run_id if runs else pairwise_run_id, viewer)
+    pairwise = data.get("pairwise")
+    if runs and pairwise_run_id is not None and (pairwise or {}).get("judge_run") != pairwise_run_id:
+        pairwise = ranking(url, version_id, rubric_id, pairwise_run_id, viewer)[0].get("pairwise")
 except InputError as exc:
     common.show_input_error(exc)
     st.stop()
@@ -173,6 +188,32 @@ for tab, c in zip(st.tabs([inline(c["criterion"]) for c in criteria]), criteria)
         df = show_criterion(c)
         if df is not None:
             tables[str(c["criterion"])] = df
+
+
+
+def show_pairwise(section: dict[str, Any]) -> None:
+    """Bradley–Terry strengths of a pairwise judge run: corrected with the golden pairwise labels, beside the
+    human-only strengths from the same labels (and judge-only where the gate allows)."""
+    st.subheader("Bradley–Terry strengths (pairwise)")
+    for c in section.get("criteria") or []:
+        st.markdown(f"**{inline(c['criterion'])}**: {c.get('battles', 0):,} battles, {c.get('unscored', 0):,} "
+                    f"unscored, {c.get('golden', 0):,} golden")
+        for key in ("note", "withheld", "judge_hidden"):
+            if c.get(key):
+                st.caption(safe_markdown(str(c[key])))
+        human = {r["candidate"]: r["strength"] for r in c.get("human_only") or []}
+        judge = {r["candidate"]: r["strength"] for r in c.get("judge_only") or []}
+        if c.get("calibrated"):
+            st.dataframe(pd.DataFrame([{
+                "rank": f"{r['rank'][0]}" if r["rank"][0] == r["rank"][1] else f"{r['rank'][0]}–{r['rank'][1]}",
+                "candidate": r["candidate"], "corrected strength [95 % CI]": _est(r["strength"]),
+                "human only, golden battles [95 % CI]": _est(human.get(r["candidate"])),
+                **({"judge only [95 % CI]": _est(judge.get(r["candidate"]))} if judge else {}),
+            } for r in c["calibrated"]]), hide_index=True, width="stretch")
+
+
+if pairwise:
+    show_pairwise(pairwise)
 
 if tables:
     st.subheader("Compare: baseline vs candidate")
