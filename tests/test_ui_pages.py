@@ -348,6 +348,7 @@ def test_pages_say_which_judge_run_they_took_by_default(sqlite_engine: Engine) -
     shown = _captions(at)
     assert any(said(pw_id, "pairwise", "judge ![x](http://evil.test/x.png)", pw_at) in c
                and "the latest of 2 judge runs" in c for c in shown), shown
+    assert "agreement without ties" in all_text(at) and "Confusion, rows judge" in all_text(at)  # pairwise agreement
     raw = [c.value for c in at.caption if "Showing judge run" in c.value]
     assert raw and all("](http" not in c and "![" not in c for c in raw)  # escaped: no image, no link
     at.selectbox(key="agr-judge").set_value(pt_id).run()

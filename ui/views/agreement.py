@@ -11,12 +11,13 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from analysis import adjudication, golden, labeling, reports
+from analysis.manifest import MARKDOWN_HEADING
 from analysis import pairwise as analysis_pairwise
 from storage.errors import InputError
 from storage.models import Annotator, GoldenUnit, Item, Judgment, Label, Output
 from ui import common, queries, report_view
 from ui.gate import pair_title
-from ui.render import default_why, inline, show_chat, show_judge_run, show_text
+from ui.render import default_why, inline, safe_markdown, show_chat, show_judge_run, show_text
 
 viewer = common.require("review", "The Agreement page")  # checked here, where the page reads data
 st.title("Agreement")
@@ -116,6 +117,15 @@ if modes[judge_run_id] == "pairwise":
             ("first-position win share [95 % CI]", "first_position_share"),
             ("swap inconsistency [95 % CI]", "swap_inconsistency"))}} for b in bias]),
         hide_index=True, width="stretch")
+    st.subheader("Judge–human agreement (pairwise)")
+    try:
+        with Session(eng) as s:
+            pw_md = reports.agreement_report(s, version_id, rubric_id, judge_run_id, viewer=viewer).to_markdown()
+        # the same text as `ownbench agreement --markdown` (names in it are untrusted: the renderer shows it)
+        st.markdown(safe_markdown(pw_md.split("\n", 2)[-1].split(f"\n{MARKDOWN_HEADING}\n", 1)[0]))
+        st.download_button("Markdown", pw_md, file_name="agreement-pairwise.md", mime="text/markdown")
+    except InputError as exc:
+        common.show_input_error(exc)
     st.info("Bradley–Terry strengths from this pairwise run, corrected with the pairwise golden labels, are on the "
             "**Rankings** page.")
     st.stop()
