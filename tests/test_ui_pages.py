@@ -364,3 +364,29 @@ def test_pages_say_which_judge_run_they_took_by_default(sqlite_engine: Engine) -
     lines = " ".join(i.value.replace("\\", "").replace("\u2060", "") for i in page("overview").info)
     assert f"the latest pointwise judge run, {pt_id} with judge {pt_model}" in lines
     assert f"the latest pairwise judge run, {pw_id} with judge" in lines
+
+
+def test_rankings_page_with_only_a_pairwise_run(sqlite_engine: Engine) -> None:
+    """As after importing arena-style votes and pairwise verdicts: no pointwise run at all (pairwise judge
+    verdicts SIMULATED, tests/test_analysis_pairwise.py; the pointwise run of that seed is removed)."""
+    from tests.test_analysis_pairwise import _seed_pairwise
+
+    _seed_pairwise(sqlite_engine, golden_per_pair=20)
+    with Session(sqlite_engine) as s:
+        pointwise = s.exec(select(JudgeRun).where(JudgeRun.mode == "pointwise")).one().id
+        pw = s.exec(select(JudgeRun).where(JudgeRun.mode == "pairwise")).one()
+        pw_id, pw_model = pw.id, pw.judge_model
+    conn = sqlite_engine.raw_connection()  # the ORM refuses to delete judgments (append-only): a test's own edit
+    try:
+        conn.cursor().execute(f"DELETE FROM judgment WHERE judge_run_id = {pointwise}")
+        conn.cursor().execute(f"DELETE FROM judge_run WHERE id = {pointwise}")
+        conn.commit()
+    finally:
+        conn.close()
+    at = page("rankings")
+    assert any(f"Showing judge run {pw_id} (pairwise, judge {pw_model}" in c and "the only pairwise judge run" in c
+               for c in _captions(at)), _captions(at)
+    text = all_text(at)
+    assert "Bradley–Terry strengths (pairwise)" in text and "human only, golden battles" in text
+    lines = " ".join(i.value.replace("\\", "").replace("\u2060", "") for i in page("overview").info)
+    assert f"the latest pairwise judge run, {pw_id} with judge {pw_model}" in lines and "pointwise judge run" not in lines

@@ -183,7 +183,7 @@ except InputError as exc:
 
 criteria = data.get("criteria") or []
 tables: dict[str, pd.DataFrame] = {}
-for tab, c in zip(st.tabs([inline(c["criterion"]) for c in criteria]), criteria):
+for tab, c in zip(st.tabs([inline(c["criterion"]) for c in criteria]) if criteria else [], criteria):
     with tab:
         df = show_criterion(c)
         if df is not None:
