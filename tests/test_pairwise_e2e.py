@@ -349,6 +349,15 @@ def test_arena_votes_on_candidates_without_answers_and_bad_battle_lines(sqlite_e
         labels = {lab.verdict: lab.comment for lab in s.exec(select(Label))}
     assert labels == {"tie": "arena winner: tie (bothbad)", "A": None}
 
+    # the same from a pairwise verdict file (ownbench columns), before its judgments are imported
+    judged = tmp_path / "judged.csv"
+    judged.write_text(f"item,candidate,candidate_b,criterion,verdict,judge\n{keys[2]},gpt-4,mistral,helpfulness,B,j\n")
+    rec = json.loads(ownbench_cli("runs", "import-battles", str(judged), "--set", "arena@1", "--json", cwd=tmp_path,
+                                  check=True).stdout)
+    assert [(r["candidate"], r["items"]) for r in rec["runs"]] == [("mistral", 1)]
+    ownbench_cli("judgments", "import", str(judged), "--set", "arena@1", "--rubric", str(RUBRICS / "helpfulness.yaml"),
+                 cwd=tmp_path, check=True)
+
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"question_id": keys[0], "model_a": "gpt-4", "model_b": "palm-2", "winner": "left",
                                "judge": "u1"}) + "\n" + json.dumps({"question_id": keys[0], "judge": "u1"}) + "\n")
