@@ -75,7 +75,8 @@ def latest_judge_run(session: Session, version_id: int, rubric_version_id: int, 
     ).first()
     if run is None:
         raise InputError(f"no {mode} judge run for this eval set version and rubric version",
-                         hint="judge the outputs first: `ownbench judge --set NAME@VERSION --rubric FILE`")
+                         hint="judge the outputs first (`ownbench judge --set NAME@VERSION --rubric FILE`) or "
+                              "import a judge's verdicts (`ownbench judgments import FILE --set ... --rubric ...`)")
     return run
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from sqlmodel import Session, select
 
 from storage.db import session_scope
-from storage.models import Candidate, Item, Label, Output, Run
+from storage.models import Candidate, Item, Label, Output, RubricVersion, Run
 from tests.conftest_loopback import ownbench_cli
 from tests.test_judging_support import RUBRICS, seed_version
 
@@ -341,9 +341,13 @@ def test_arena_votes_on_candidates_without_answers_and_bad_battle_lines(sqlite_e
                                   "--json", cwd=tmp_path, check=True).stdout)
     assert [r["candidate"] for r in rec["runs"]] == ["palm-2"] and rec["runs"][0]["items"] == 2
     assert rec["candidates_with_runs"] == ["gpt-4"] and rec["not_in_version"] == 1
-    lab = json.loads(ownbench_cli("labels", "import", str(votes), "--set", "arena@1", "--rubric",
-                                  str(RUBRICS / "helpfulness.yaml"), "--format", "arena", "--json",
-                                  cwd=tmp_path, check=True).stdout)
+    with Session(sqlite_engine) as s:  # the refused import above stored nothing, not even its rubric
+        assert s.exec(select(RubricVersion).where(RubricVersion.name == "helpfulness")).first() is None
+    # a rubric name no judge has stored yet is taken from the project, else the shipped rubrics, and said
+    named = ownbench_cli("labels", "import", str(votes), "--set", "arena@1", "--rubric", "helpfulness",
+                         "--format", "arena", "--json", cwd=tmp_path, check=True)
+    assert "rubric helpfulness:" in named.stderr and "(shipped)" in named.stderr
+    lab = json.loads(named.stdout)
     assert lab["labels"] == 2 and lab["not_in_version"] == 1 and lab["mapped"] == {"tie (bothbad)": 1}
     with Session(sqlite_engine) as s:
         labels = {lab.verdict: lab.comment for lab in s.exec(select(Label))}

@@ -37,6 +37,27 @@ def _ids(session, set_ref: str, rubric: str) -> tuple[int, int]:  # type: ignore
     return version.id, rv.id  # type: ignore[return-value]
 
 
+def _store_rubric_for_labels(session, ref: str) -> None:  # type: ignore[no-untyped-def]
+    """Store the rubric that labels refer to when no judge stored it yet: a rubric file, or a rubric name with
+    no stored version, taken from the project's `rubrics/NAME.yaml`, else the shipped one (said on stderr)."""
+    from judging.rubric import load_rubric, rubric_file, store_rubric
+    from sqlmodel import select
+
+    from ownbench.cli.common import err_console
+    from storage.models import RubricVersion
+
+    if Path(ref).suffix in (".yaml", ".yml") and Path(ref).is_file():
+        store_rubric(session, load_rubric(Path(ref)))
+        return
+    if session.exec(select(RubricVersion.id).where(RubricVersion.name == ref)).first() is not None:
+        return
+    found = rubric_file(ref)
+    if found is not None:
+        origin, path = found
+        err_console.print(f"rubric {ref}: {path} ({origin})", highlight=False, soft_wrap=True)
+        store_rubric(session, load_rubric(path))
+
+
 def _pick(session, vid: int, rid: int, judge_run: int | None, mode: str | None = None) -> int | None:  # type: ignore[no-untyped-def]
     """The judge run to use; when it was picked by default, say which on stderr (stdout stays the report)."""
     from analysis.judge_runs import pick_judge_run
@@ -237,10 +258,7 @@ def labels_import(
     if fmt not in ("ownbench", "arena"):
         raise InputError(f"unknown format {fmt!r}", where="--format", hint="use ownbench or arena")
     with session() as s:
-        if Path(rubric).suffix in (".yaml", ".yml") and Path(rubric).is_file():
-            from judging.rubric import load_rubric, store_rubric
-
-            store_rubric(s, load_rubric(Path(rubric)))  # labels may come before any judge used this rubric
+        _store_rubric_for_labels(s, rubric)  # labels may come before any judge used this rubric
         vid, rid = _ids(s, set_ref, rubric)
         res = import_labels(s, path, vid, rid, uniform=uniform, fmt=fmt)
     if as_json:
