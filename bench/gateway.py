@@ -145,15 +145,15 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def litellm_ratio(conc: int, walls: dict[str, list[float]], cpus: dict[str, list[float]]) -> str | None:
-    """The LiteLLM path against plain LiteLLM: medians of the repeats, wall time and CPU per call."""
-    ours, plain = "ownbench via litellm", "litellm.acompletion"
+def litellm_ratio(conc: int, walls: dict[str, list[float]], cpus: dict[str, list[float]], plain: str) -> str | None:
+    """The LiteLLM path against a plain LiteLLM client: medians of the repeats, wall time and CPU per call."""
+    ours = "ownbench via litellm"
     if not (walls.get(ours) and walls.get(plain)):
         return None
     w_ours, w_plain = statistics.median(walls[ours]), statistics.median(walls[plain])
     c_ours, c_plain = statistics.median(cpus[ours]), statistics.median(cpus[plain])
-    return (f"LiteLLM path, concurrency {conc}: wall ratio {w_ours / w_plain:.2f} (median {w_ours:.2f} s vs "
-            f"{w_plain:.2f} s), CPU ratio {c_ours / c_plain:.2f} (median {c_ours:.2f} vs {c_plain:.2f} ms/call); "
+    return (f"LiteLLM path / {plain}, concurrency {conc}: wall ratio {w_ours / w_plain:.2f} (median {w_ours:.2f} s "
+            f"vs {w_plain:.2f} s), CPU ratio {c_ours / c_plain:.2f} (median {c_ours:.2f} vs {c_plain:.2f} ms/call); "
             f"{len(walls[ours])} and {len(walls[plain])} runs, load average {os.getloadavg()[0]:.2f}")
 
 
@@ -181,7 +181,8 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/v1"
         print(f"{args.calls} calls, server latency {args.latency * 1000:.0f} ms, loopback server in pid {server.pid}; "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start\n")
-        header = (f"{'client':<26}{'conc':>5}{'wall s':>9}{'calls/s':>9}{'ideal':>8}{'CPU ms/call':>13}{'ok':>7}"
+        w = max(26, *(len(c) + 2 for c in args.clients))
+        header = (f"{'client':<{w}}{'conc':>5}{'wall s':>9}{'calls/s':>9}{'ideal':>8}{'CPU ms/call':>13}{'ok':>7}"
                   f"{'load':>7}")
         print(header)
         print("-" * len(header))
@@ -200,19 +201,20 @@ def main() -> None:
                         check=False,
                     )
                     if proc.returncode != 0:
-                        print(f"{client:<26}{conc:>5}  failed: {proc.stderr.strip().splitlines()[-1:]}")
+                        print(f"{client:<{w}}{conc:>5}  failed: {proc.stderr.strip().splitlines()[-1:]}")
                         continue
                     r = json.loads(proc.stdout.strip().splitlines()[-1])
                     cpu_ms = r["cpu_s"] * 1000 / args.calls
                     walls.setdefault(client, []).append(r["wall_s"])
                     cpus.setdefault(client, []).append(cpu_ms)
-                    print(f"{client:<26}{conc:>5}{r['wall_s']:>9.2f}{args.calls / r['wall_s']:>9.0f}"
+                    print(f"{client:<{w}}{conc:>5}{r['wall_s']:>9.2f}{args.calls / r['wall_s']:>9.0f}"
                           f"{ideal / r['wall_s']:>8.2f}{cpu_ms:>13.2f}{r['ok']:>7}{os.getloadavg()[0]:>7.2f}",
                           flush=True)
-            line = litellm_ratio(conc, walls, cpus)
-            if line:
-                print(line)
-                ratios.append(line)
+            for plain in ("litellm.acompletion", FROZEN):
+                line = litellm_ratio(conc, walls, cpus, plain)
+                if line:
+                    print(line)
+                    ratios.append(line)
             print()
         if ratios:
             print("\n".join(ratios))
