@@ -14,12 +14,16 @@ per call (process CPU time over the timed window / calls). Clients:
 - ownbench run: a whole candidate run over a frozen version of N items (`gateway.runs.run_candidate`: one
   cache lookup for the batch, every output committed to SQLite as it arrives, the cache written per answer);
 - ownbench via litellm: `Gateway(direct=False)`, the path every non-OpenAI-compatible provider takes;
-- litellm.acompletion and openai.AsyncOpenAI: the plain libraries, limited by an asyncio.Semaphore.
+- litellm.acompletion and openai.AsyncOpenAI: the plain libraries, limited by an asyncio.Semaphore;
+- litellm.acompletion + gc.freeze (not run unless named): the plain library after the `gc.freeze()` the gateway
+  makes once LiteLLM is imported (see `gateway.transport.freeze_imported_objects`), to tell that saving apart
+  from the rest of the path.
 
-After each concurrency the LiteLLM-path ratio is printed: "ownbench via litellm" wall time over plain
-`litellm.acompletion` wall time (1.00 = the same speed; the target is at most 1.10). `--repeat N` runs every
-client N times, alternating, and the ratio uses the medians. On a shared machine the numbers move with the
-load; compare rows of the same invocation.
+After each concurrency, and again at the end, the LiteLLM-path ratios are printed: "ownbench via litellm" over
+plain `litellm.acompletion`, as the median wall time of the repeats (1.00 = the same speed; the target is at
+most 1.10) and as the median CPU ms per call. `--repeat N` runs every client N times, alternating. Both clients
+are CPU-bound at c=50 and above on a small machine, so on a shared machine the wall time moves with the load
+(the `load` column is the 1-minute load average after each run); the CPU ratio moves much less.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = ["ownbench direct", "ownbench direct + cache", "ownbench run", "ownbench via litellm",
            "litellm.acompletion", "openai.AsyncOpenAI"]
+FROZEN = "litellm.acompletion + gc.freeze"
 
 
 def free_port() -> int:
@@ -90,11 +95,16 @@ async def run_client(client: str, url: str, calls: int, concurrency: int, warmup
         async def one(i: int) -> bool:
             r = await gw.complete(cfg, messages(i))
             return r.error is None
-    elif client == "litellm.acompletion":
+    elif client.startswith("litellm.acompletion"):
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         import litellm
 
         litellm.suppress_debug_info = True
+        if client == FROZEN:
+            import gc
+
+            gc.collect()
+            gc.freeze()
         sem = asyncio.Semaphore(concurrency)
 
         async def one(i: int) -> bool:
@@ -135,12 +145,24 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
+def litellm_ratio(conc: int, walls: dict[str, list[float]], cpus: dict[str, list[float]], plain: str) -> str | None:
+    """The LiteLLM path against a plain LiteLLM client: medians of the repeats, wall time and CPU per call."""
+    ours = "ownbench via litellm"
+    if not (walls.get(ours) and walls.get(plain)):
+        return None
+    w_ours, w_plain = statistics.median(walls[ours]), statistics.median(walls[plain])
+    c_ours, c_plain = statistics.median(cpus[ours]), statistics.median(cpus[plain])
+    return (f"LiteLLM path / {plain}, concurrency {conc}: wall ratio {w_ours / w_plain:.2f} (median {w_ours:.2f} s "
+            f"vs {w_plain:.2f} s), CPU ratio {c_ours / c_plain:.2f} (median {c_ours:.2f} vs {c_plain:.2f} ms/call); "
+            f"{len(walls[ours])} and {len(walls[plain])} runs, load average {os.getloadavg()[0]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50, 100, 200])
-    parser.add_argument("--clients", nargs="+", default=CLIENTS, choices=CLIENTS)
+    parser.add_argument("--clients", nargs="+", default=CLIENTS, choices=CLIENTS + [FROZEN])
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=1, help="Runs per client and concurrency (alternating).")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -159,12 +181,16 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/v1"
         print(f"{args.calls} calls, server latency {args.latency * 1000:.0f} ms, loopback server in pid {server.pid}; "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start\n")
-        header = f"{'client':<26}{'conc':>5}{'wall s':>9}{'calls/s':>9}{'ideal':>8}{'CPU ms/call':>13}{'ok':>7}"
+        w = max(26, *(len(c) + 2 for c in args.clients))
+        header = (f"{'client':<{w}}{'conc':>5}{'wall s':>9}{'calls/s':>9}{'ideal':>8}{'CPU ms/call':>13}{'ok':>7}"
+                  f"{'load':>7}")
         print(header)
         print("-" * len(header))
+        ratios: list[str] = []
         for conc in args.concurrency:
             ideal = args.calls * args.latency / conc
             walls: dict[str, list[float]] = {}
+            cpus: dict[str, list[float]] = {}  # ms per call
             for rep in range(args.repeat):
                 # alternate the order so that a change in the machine's load does not always favour one client
                 for client in (args.clients if rep % 2 == 0 else args.clients[::-1]):
@@ -175,20 +201,24 @@ def main() -> None:
                         check=False,
                     )
                     if proc.returncode != 0:
-                        print(f"{client:<26}{conc:>5}  failed: {proc.stderr.strip().splitlines()[-1:]}")
+                        print(f"{client:<{w}}{conc:>5}  failed: {proc.stderr.strip().splitlines()[-1:]}")
                         continue
                     r = json.loads(proc.stdout.strip().splitlines()[-1])
+                    cpu_ms = r["cpu_s"] * 1000 / args.calls
                     walls.setdefault(client, []).append(r["wall_s"])
-                    print(f"{client:<26}{conc:>5}{r['wall_s']:>9.2f}{args.calls / r['wall_s']:>9.0f}"
-                          f"{ideal / r['wall_s']:>8.2f}{r['cpu_s'] * 1000 / args.calls:>13.2f}{r['ok']:>7}", flush=True)
-            ours, plain = walls.get("ownbench via litellm"), walls.get("litellm.acompletion")
-            if ours and plain:
-                ratio = statistics.median(ours) / statistics.median(plain)
-                print(f"LiteLLM path at concurrency {conc}: ownbench via litellm / litellm.acompletion = {ratio:.2f} "
-                      f"(median wall {statistics.median(ours):.2f} s vs {statistics.median(plain):.2f} s over "
-                      f"{len(ours)} and {len(plain)} runs; load average {os.getloadavg()[0]:.2f})")
+                    cpus.setdefault(client, []).append(cpu_ms)
+                    print(f"{client:<{w}}{conc:>5}{r['wall_s']:>9.2f}{args.calls / r['wall_s']:>9.0f}"
+                          f"{ideal / r['wall_s']:>8.2f}{cpu_ms:>13.2f}{r['ok']:>7}{os.getloadavg()[0]:>7.2f}",
+                          flush=True)
+            for plain in ("litellm.acompletion", FROZEN):
+                line = litellm_ratio(conc, walls, cpus, plain)
+                if line:
+                    print(line)
+                    ratios.append(line)
             print()
-        print(f"load average {os.getloadavg()[0]:.2f} at the end (2 cores shared with other work)")
+        if ratios:
+            print("\n".join(ratios))
+        print(f"load average {os.getloadavg()[0]:.2f} at the end ({os.cpu_count()} CPUs)")
     finally:
         server.terminate()
         server.wait(10)
