@@ -162,9 +162,19 @@ def unscored_reason(exc: BaseException, max_retries: int) -> tuple[str, dict[str
     return f"judge error: {type(exc).__name__}: {_short(str(exc), 200)}", details
 
 
+# On a llama.cpp server the grammar built from the schema bounds the rationale: a CPU generates some 20 tokens a
+# second, and a small model otherwise writes on, copying the level descriptions.
+GRAMMAR_RATIONALE_MAX_CHARS = 200
+
+
 @lru_cache(maxsize=256)
 def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
-    return model.model_json_schema()
+    """The schema attached to `response_format` for llama.cpp (json_object_schema), rationale bounded."""
+    schema = model.model_json_schema()
+    reasoning = (schema.get("properties") or {}).get("reasoning")
+    if reasoning is not None:
+        reasoning["maxLength"] = GRAMMAR_RATIONALE_MAX_CHARS
+    return schema
 
 
 class Judge:
@@ -243,6 +253,8 @@ class Judge:
         t0 = time.perf_counter()
         parsed, calls, exc = await self._ask(prompt.messages, verdict_model(criterion))
         outcome = self._outcome(criterion, parsed, exc, pairwise=False)
+        if prompt.clipped:  # the judge saw only part of these texts: said on the judgment
+            outcome.details["clipped_chars"] = dict(prompt.clipped)
         outcome.details["wall_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         return _account(outcome, calls)
 
