@@ -200,9 +200,20 @@ def run_server(model: Path, port: int, n_ctx: int) -> None:
     from llama_cpp.server.app import create_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
-    app = create_app(server_settings=ServerSettings(host="127.0.0.1", port=port),
-                     model_settings=[ModelSettings(model=str(model), model_alias=MODEL_ALIAS, n_ctx=n_ctx,
-                                                   verbose=False)])
+    threads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    settings = ModelSettings(
+        model=str(model), model_alias=MODEL_ALIAS, n_ctx=n_ctx,
+        # every core for generation too (the default is half of them: one thread on two cores)
+        n_threads=threads, n_threads_batch=threads, n_batch=512, n_ubatch=512,
+        # the server's default computes and copies the logits of every prompt token (152k floats each), only
+        # needed for logprobs, which the judge never asks for
+        logits_all=False,
+        flash_attn=True,
+        # the log gets llama.cpp's timings per request: prompt tokens reused from the previous prompt (the
+        # prefix cache), prompt evaluation and generation in tokens per second
+        verbose=True,
+    )
+    app = create_app(server_settings=ServerSettings(host="127.0.0.1", port=port), model_settings=[settings])
 
     @app.get("/props")
     def props() -> dict:
