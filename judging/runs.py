@@ -400,7 +400,8 @@ async def judge_version(
 
     if req.job_id is not None:
         update_job(engine, req.job_id, status="running", pid=os.getpid(),
-                   progress={"done": progress.already, "total": progress.total, "errors": 0, "spend_usd": 0.0},
+                   progress={"done": progress.already, "total": progress.total, "errors": 0, "spend_usd": 0.0,
+                             "judge_run": run_id, "judge_model": req.judge.model},
                    message=f"judging {label} with {req.judge.model}")
 
     async def worker() -> None:
