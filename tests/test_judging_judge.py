@@ -9,6 +9,7 @@ import pytest
 
 from gateway.client import Gateway, ModelConfig
 from judging.judge import GRAMMAR_RATIONALE_MAX_CHARS, Judge, Outcome, combine_orders, to_pair_verdict
+from judging.prompt import render_prompt
 from judging.rubric import load_rubric
 from tests.loopback import LoopbackServer
 from tests.test_judging_support import RUBRICS, first_position_bias, prefers, scripted, verdict_reply
@@ -137,8 +138,13 @@ def test_json_modes_parse_verdicts_from_content(server: LoopbackServer, structur
         assert fmt["json_schema"]["schema"]["properties"]["verdict"]["enum"] == labels
     elif structured == "json_object_schema":  # the form llama.cpp's servers turn into a grammar
         assert fmt["schema"]["properties"]["verdict"]["enum"] == labels
-        assert list(fmt["schema"]["properties"]) == ["reasoning", "verdict"]
-        assert fmt["schema"]["properties"]["reasoning"]["maxLength"] == GRAMMAR_RATIONALE_MAX_CHARS  # bounded
+        # the grammar asks for the verdict first, then a bounded rationale that says why
+        assert list(fmt["schema"]["properties"]) == ["verdict", "reasoning"] == fmt["schema"]["required"]
+        assert fmt["schema"]["properties"]["reasoning"]["maxLength"] == GRAMMAR_RATIONALE_MAX_CHARS
+        # the grammar carries the schema: the system message is the template's, without Instructor's schema text
+        rubric = load_rubric(RUBRICS / "safety.yaml")
+        template_system = render_prompt(rubric, rubric.criteria[0], messages=CONVERSATION, output=ANSWER).messages[0]
+        assert server.bodies[0]["messages"][0]["content"] == template_system["content"]
     else:
         assert "schema" not in fmt
 
@@ -161,9 +167,9 @@ def test_a_clipped_output_is_said_in_the_prompt_and_recorded_on_the_judgment(ser
             await gw.aclose()
 
     out = asyncio.run(go())
-    assert out.status == "scored" and out.details["clipped_chars"] == {"output": len(long_output) - 1400}
+    assert out.status == "scored" and out.details["clipped_chars"] == {"output": len(long_output) - 1000}
     user = next(m["content"] for m in server.bodies[0]["messages"] if m["role"] == "user")
-    assert f"[… clipped {len(long_output) - 1400} characters]" in user
+    assert f"[… clipped {len(long_output) - 1000} characters]" in user
     # a short text is not clipped, and nothing is recorded
     assert judge_once(server, structured="json_object_schema").details.get("clipped_chars") is None
 
