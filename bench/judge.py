@@ -273,6 +273,17 @@ def server_timings(log: Path, offset: int) -> dict[str, Any]:
             "generation_s_total": round(g_ms / 1000, 1)}
 
 
+def server_cpu_s(log: Path | None) -> float | None:
+    """CPU seconds used so far by the server whose pid `make local-judge` wrote beside its log (Linux /proc). Per
+    judgment, it is about what a judgment takes on an idle core, whatever else the machine runs."""
+    try:
+        pid = int((log.parent / "server.pid").read_text()) if log else 0  # type: ignore[union-attr]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run_local(base: str, n: int, max_tokens: int, samples_shown: int, template: str | None,
                     server_log: Path | None = None) -> dict[str, Any]:
     """N helpfulness judgments by the local judge, at most as many in flight as the server has slots."""
@@ -300,10 +311,11 @@ async def run_local(base: str, n: int, max_tokens: int, samples_shown: int, temp
             return model, await judge.judge(rubric, crit, conversation=convo, output=out)
 
     offset = server_log.stat().st_size if server_log and server_log.exists() else 0
-    load_before = os.getloadavg()[0]
+    load_before, cpu_before = os.getloadavg()[0], server_cpu_s(server_log)
     t0 = time.perf_counter()
     results = await asyncio.gather(*(one(c, o, m) for c, o, m in work))
     wall = time.perf_counter() - t0
+    cpu_after = server_cpu_s(server_log)
     await gw.aclose()
     outs = [o for _, o in results]
     unscored = [o for o in outs if o.status != "scored"]
@@ -319,6 +331,8 @@ async def run_local(base: str, n: int, max_tokens: int, samples_shown: int, temp
               "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     if server_log is not None:
         report["server"] = server_timings(server_log, offset)
+        if cpu_before is not None and cpu_after is not None:
+            report["server"]["cpu_s_per_judgment"] = round((cpu_after - cpu_before) / n, 2)
     print(json.dumps(report), flush=True)
     print("\nA sample of verdicts with their rationales (check that each rationale supports its score):")
     for model, o in results[:samples_shown]:
