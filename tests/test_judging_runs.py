@@ -78,7 +78,8 @@ def test_a_compact_template_makes_its_own_judge_run_with_its_own_version(engine,
         rows = list(s.exec(select(Judgment).where(Judgment.judge_run_id == compact.judge_run_id)))
     assert run.template_hash == load_template("pointwise", "pointwise_compact").hash  # type: ignore[union-attr]
     assert {r.template_hash for r in rows} == {run.template_hash}  # type: ignore[union-attr]
-    assert "Example 1" not in server.bodies[-1]["messages"][0]["content"]
+    # the compact prompt's system message, not the full one's (which opens with "You are an impartial evaluator")
+    assert server.bodies[-1]["messages"][0]["content"].startswith("You grade ONE assistant response")
 
 
 def test_resume_judges_only_what_is_missing_and_makes_no_repeated_calls(engine, server: LoopbackServer) -> None:  # type: ignore[no-untyped-def]
