@@ -69,9 +69,10 @@ LOCAL_JUDGE_MODEL = "openai/qwen2.5-coder-0.5b"
 # criterion with at least 5 per candidate, among judged outputs; the Agreement page draws 60 units by default,
 # 12 per candidate out of 20: enough, with room for skipped or unusable ones.
 LOCAL_JUDGE_DEFAULT_LIMIT = 20
-# bench/judge.py --local: 14–17 s a judgment on 2 cores shared with other work (load average 4–5), the server
-# using 8.4 CPU seconds a judgment; the message gives the estimate as that, not as a promise
-LOCAL_SECONDS_PER_JUDGMENT = 17
+# Measured: bench/judge.py --local 14–17 s a judgment on 2 cores shared with other work (load average 4–5), the
+# demo's slice itself 21 s (load average 5–6); the server used 8.4 CPU seconds a judgment, so an idle machine
+# is faster. The message gives the estimate as measured here, not as a promise.
+LOCAL_SECONDS_PER_JUDGMENT = 20
 HOW_TO_START_LOCAL_JUDGE = (
     "No judge is configured and no local judge answers at {base}. For the whole loop offline, start one with "
     "`make local-judge` (the first time it compiles llama-cpp-python, 6–13 min on 2 cores) and run `make demo` "
