@@ -14,6 +14,8 @@ CPU ms per judgment = this process's CPU time / N (the server's CPU is not count
 
     .venv/bin/python bench/judge.py [--n 1000] [--concurrency 50] [--latency 0.1] [--skip-litellm]
     .venv/bin/python bench/judge.py --local [API_BASE] [--n 20]   # the local judge: s/judgment, unscored share
+        (with llama.cpp's timings from local-judge/server.log: prefix reuse, prompt and generation tokens/s,
+        and the server's CPU seconds per judgment, about what a judgment takes on an idle core)
 
 Prompts: real Chatbot Arena prompts and recorded answers (lm-sys/FastChat arena_hard_1k, Apache-2.0), read
 from ../shared/data at run time.
