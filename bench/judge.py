@@ -14,6 +14,8 @@ CPU ms per judgment = this process's CPU time / N (the server's CPU is not count
 
     .venv/bin/python bench/judge.py [--n 1000] [--concurrency 50] [--latency 0.1] [--skip-litellm]
     .venv/bin/python bench/judge.py --local [API_BASE] [--n 20]   # the local judge: s/judgment, unscored share
+        (with llama.cpp's timings from local-judge/server.log: prefix reuse, prompt and generation tokens/s,
+        and the server's CPU seconds per judgment, about what a judgment takes on an idle core)
 
 Prompts: real Chatbot Arena prompts and recorded answers (lm-sys/FastChat arena_hard_1k, Apache-2.0), read
 from ../shared/data at run time.
@@ -25,6 +27,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -242,7 +245,49 @@ def demo_units(n: int) -> list[tuple[list[dict], str, str]]:
     return out
 
 
-async def run_local(base: str, n: int, max_tokens: int, samples_shown: int, template: str | None) -> dict[str, Any]:
+_PREFIX = re.compile(r"Llama\.generate: (\d+) prefix-match hit, remaining (\d+) prompt tokens to eval")
+_PERF = re.compile(r"(prompt eval|\beval) time =\s*([\d.]+) ms /\s*(\d+) (?:tokens|runs)")
+
+
+def server_timings(log: Path, offset: int) -> dict[str, Any]:
+    """What llama.cpp says in `make local-judge`'s log about the requests after `offset`: prompt tokens reused
+    from the previous prompt (the prefix cache) and evaluated, and prompt / generation speed."""
+    if not log.exists():
+        return {}
+    with log.open("rb") as fh:
+        fh.seek(offset)
+        text = fh.read().decode("utf-8", errors="replace")
+    hits = [(int(a), int(b)) for a, b in _PREFIX.findall(text)]
+    sums = {"prompt eval": [0.0, 0], "eval": [0.0, 0]}
+    perf = _PERF.findall(text)
+    requests = sum(kind.startswith("prompt") for kind, _, _ in perf)
+    for kind, ms, count in perf:
+        sums["prompt eval" if kind.startswith("prompt") else "eval"][0] += float(ms)
+        sums["prompt eval" if kind.startswith("prompt") else "eval"][1] += int(count)
+    (p_ms, p_n), (g_ms, g_n) = sums["prompt eval"], sums["eval"]
+    reused, evaluated = sum(h for h, _ in hits), sum(r for _, r in hits)
+    return {"requests_with_prefix_hit": len(hits),
+            "prefix_reused_share": round(reused / (reused + evaluated), 3) if reused + evaluated else None,
+            "prompt_tokens_evaluated_mean": round(p_n / requests) if requests else None,
+            "prompt_eval_tok_s": round(p_n / p_ms * 1000, 1) if p_ms else None,
+            "prompt_eval_s_total": round(p_ms / 1000, 1),
+            "generation_tok_s": round(g_n / g_ms * 1000, 1) if g_ms else None,
+            "generation_s_total": round(g_ms / 1000, 1)}
+
+
+def server_cpu_s(log: Path | None) -> float | None:
+    """CPU seconds used so far by the server whose pid `make local-judge` wrote beside its log (Linux /proc). Per
+    judgment, it is about what a judgment takes on an idle core, whatever else the machine runs."""
+    try:
+        pid = int((log.parent / "server.pid").read_text()) if log else 0  # type: ignore[union-attr]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run_local(base: str, n: int, max_tokens: int, samples_shown: int, template: str | None,
+                    server_log: Path | None = None) -> dict[str, Any]:
     """N helpfulness judgments by the local judge, at most as many in flight as the server has slots."""
     from gateway.client import Gateway, ModelConfig
     from gateway.servers import server_slots
@@ -267,9 +312,12 @@ async def run_local(base: str, n: int, max_tokens: int, samples_shown: int, temp
         async with sem:
             return model, await judge.judge(rubric, crit, conversation=convo, output=out)
 
+    offset = server_log.stat().st_size if server_log and server_log.exists() else 0
+    load_before, cpu_before = os.getloadavg()[0], server_cpu_s(server_log)
     t0 = time.perf_counter()
     results = await asyncio.gather(*(one(c, o, m) for c, o, m in work))
     wall = time.perf_counter() - t0
+    cpu_after = server_cpu_s(server_log)
     await gw.aclose()
     outs = [o for _, o in results]
     unscored = [o for o in outs if o.status != "scored"]
@@ -280,7 +328,13 @@ async def run_local(base: str, n: int, max_tokens: int, samples_shown: int, temp
     report = {"template": template or "pointwise", "n": n, "slots": slots, "wall_s": round(wall, 1), "s_per_judgment": round(wall / n, 2),
               "unscored_share": round(len(unscored) / n, 3), "unscored_reasons": reasons,
               "prompt_tokens_mean": round(sum(t[0] for t in tokens) / n), "completion_tokens_mean":
-              round(sum(t[1] for t in tokens) / n), "calls_per_judgment": round(sum(t[2] for t in tokens) / n, 2)}
+              round(sum(t[1] for t in tokens) / n), "calls_per_judgment": round(sum(t[2] for t in tokens) / n, 2),
+              "clipped_share": round(sum(bool(o.details.get("clipped_chars")) for o in outs) / n, 3),
+              "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+    if server_log is not None:
+        report["server"] = server_timings(server_log, offset)
+        if cpu_before is not None and cpu_after is not None:
+            report["server"]["cpu_s_per_judgment"] = round((cpu_after - cpu_before) / n, 2)
     print(json.dumps(report), flush=True)
     print("\nA sample of verdicts with their rationales (check that each rationale supports its score):")
     for model, o in results[:samples_shown]:
@@ -303,6 +357,8 @@ def main() -> None:
                     help="judge the demo data with the local judge of `make local-judge` instead (default --n 20)")
     ap.add_argument("--max-tokens", type=int, default=256, help="--local: bound on each verdict's tokens")
     ap.add_argument("--show", type=int, default=10, help="--local: verdicts with rationales to print")
+    ap.add_argument("--server-log", type=Path, default=ROOT / "local-judge" / "server.log",
+                    help="--local: the server's log, for llama.cpp's timings (prefix reuse, tokens/s)")
     ap.add_argument("--template", action="append", help="--local: judge prompt(s) to compare (pointwise, "
                     "pointwise_compact; repeatable; default pointwise_compact)")
     args = ap.parse_args()
@@ -312,7 +368,8 @@ def main() -> None:
     if args.local:
         n = args.n if args.n != 1000 else 20
         for template in args.template or ["pointwise_compact"]:
-            asyncio.run(run_local(args.local, n, args.max_tokens, args.show, None if template == "pointwise" else template))
+            asyncio.run(run_local(args.local, n, args.max_tokens, args.show, None if template == "pointwise" else template,
+                                  args.server_log))
         print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
         return
     os.environ.setdefault("LITELLM_LOG", "ERROR")

@@ -46,6 +46,8 @@ _DECLINES = ("i'm sorry", "i am sorry", "i cannot", "i can't", "i can not", "i w
 _LEDGER: ContextVar[list[CallResult] | None] = ContextVar("judge_ledger", default=None)
 # The JSON schema of the response model being asked for (attached to response_format in json_object_schema mode).
 _SCHEMA: ContextVar[dict[str, Any] | None] = ContextVar("judge_schema", default=None)
+# The template's system message, before Instructor's JSON mode appended the schema to it (json_object_schema).
+_SYSTEM: ContextVar[str | None] = ContextVar("judge_system", default=None)
 
 
 class JudgeCallError(Exception):
@@ -162,9 +164,26 @@ def unscored_reason(exc: BaseException, max_retries: int) -> tuple[str, dict[str
     return f"judge error: {type(exc).__name__}: {_short(str(exc), 200)}", details
 
 
+# On a llama.cpp server the grammar built from the schema bounds the rationale: a CPU generates some 10–25 tokens
+# a second, and a small model otherwise writes on, copying the level descriptions.
+GRAMMAR_RATIONALE_MAX_CHARS = 160
+
+
 @lru_cache(maxsize=256)
 def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
-    return model.model_json_schema()
+    """The schema attached to `response_format` for llama.cpp (json_object_schema): the verdict first, then a
+    bounded rationale. A small local model's reasoning does not lead to its verdict: written first, it copied a
+    level's description and then gave another level (2 of 6 on the demo data); written after the verdict, it
+    says why that verdict."""
+    schema = model.model_json_schema()
+    props = schema.get("properties") or {}
+    if "reasoning" in props and "verdict" in props:
+        props["reasoning"]["maxLength"] = GRAMMAR_RATIONALE_MAX_CHARS
+        schema["properties"] = {"verdict": props["verdict"], "reasoning": props["reasoning"],
+                                **{k: v for k, v in props.items() if k not in ("verdict", "reasoning")}}
+        schema["required"] = ["verdict", "reasoning"] + [k for k in schema.get("required", [])
+                                                         if k not in ("verdict", "reasoning")]
+    return schema
 
 
 class Judge:
@@ -198,6 +217,12 @@ class Judge:
         schema = _SCHEMA.get()
         if schema is not None and (kwargs.get("response_format") or {}).get("type") == "json_object":
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
+            # llama.cpp turns the schema into a grammar, so the model cannot answer in another shape; the schema's
+            # text that Instructor appended to the system message (~300 tokens, field descriptions that a small
+            # model copied into its rationale) is left out: the prompt is the template's own.
+            system = _SYSTEM.get()
+            if system is not None and messages and messages[0].get("role") == "system":
+                messages = [{**messages[0], "content": system}, *messages[1:]]
         result = await self.gateway.complete(self.cfg, messages, **kwargs)
         ledger = _LEDGER.get()
         if ledger is not None:
@@ -216,6 +241,8 @@ class Judge:
         calls: list[CallResult] = []
         token = _LEDGER.set(calls)
         schema_token = _SCHEMA.set(_schema_of(model) if self.structured == "json_object_schema" else None)
+        first = messages[0] if messages else {}
+        system_token = _SYSTEM.set(first.get("content") if first.get("role") == "system" else None)
         try:
             parsed = await self._create(response_model=model, messages=messages, max_retries=self.max_retries,
                                         strict=False)
@@ -227,6 +254,7 @@ class Judge:
         finally:
             _LEDGER.reset(token)
             _SCHEMA.reset(schema_token)
+            _SYSTEM.reset(system_token)
 
     async def judge(
         self,
@@ -243,6 +271,8 @@ class Judge:
         t0 = time.perf_counter()
         parsed, calls, exc = await self._ask(prompt.messages, verdict_model(criterion))
         outcome = self._outcome(criterion, parsed, exc, pairwise=False)
+        if prompt.clipped:  # the judge saw only part of these texts: said on the judgment
+            outcome.details["clipped_chars"] = dict(prompt.clipped)
         outcome.details["wall_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         return _account(outcome, calls)
 

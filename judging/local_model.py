@@ -137,6 +137,14 @@ def assemble(cache: Path = DEFAULT_DIR) -> Path:
 
 
 SLOTS = 1  # llama-cpp-python's server answers one request at a time (one model context behind a lock)
+# llama.cpp's threads wait for each other at every step: on 2 cores shared with other work, 2 threads generated
+# 5× slower than 1 (a thread descheduled holds the other back), and evaluated prompts no faster. One thread is
+# the default; `--threads N` (or OWNBENCH_LOCAL_JUDGE_THREADS) gives it more on a machine of its own.
+THREADS_ENV = "OWNBENCH_LOCAL_JUDGE_THREADS"
+
+
+def default_threads() -> int:
+    return int(os.environ.get(THREADS_ENV, "1") or 1)
 # Built for any x86-64 CPU here: a native build turns on Intel AMX kernels where the CPU reports amx_tile /
 # amx_int8, and those crash the server on its first chat request (ggml_backend_amx_mul_mat).
 CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
@@ -193,16 +201,25 @@ def ask_verdict(base: str, timeout_s: float = 300) -> int:
     return int(verdict)
 
 
-def run_server(model: Path, port: int, n_ctx: int) -> None:
+def run_server(model: Path, port: int, n_ctx: int, threads: int = 1) -> None:
     """The server process: llama-cpp-python's OpenAI-compatible app plus llama.cpp's `GET /props`, which states
     its slots so that the judge never sends more requests at once than it answers."""
     import uvicorn
     from llama_cpp.server.app import create_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
-    app = create_app(server_settings=ServerSettings(host="127.0.0.1", port=port),
-                     model_settings=[ModelSettings(model=str(model), model_alias=MODEL_ALIAS, n_ctx=n_ctx,
-                                                   verbose=False)])
+    settings = ModelSettings(
+        model=str(model), model_alias=MODEL_ALIAS, n_ctx=n_ctx,
+        n_threads=threads, n_threads_batch=threads, n_batch=512, n_ubatch=512,
+        # the server's default computes and copies the logits of every prompt token (152k floats each), only
+        # needed for logprobs, which the judge never asks for
+        logits_all=False,
+        flash_attn=True,
+        # the log gets llama.cpp's timings per request: prompt tokens reused from the previous prompt (the
+        # prefix cache), prompt evaluation and generation in tokens per second
+        verbose=True,
+    )
+    app = create_app(server_settings=ServerSettings(host="127.0.0.1", port=port), model_settings=[settings])
 
     @app.get("/props")
     def props() -> dict:
@@ -218,7 +235,8 @@ def _log_tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def serve(cache: Path = DEFAULT_DIR, port: int = DEFAULT_PORT, n_ctx: int = 8192, wait_s: float = 180) -> str:
+def serve(cache: Path = DEFAULT_DIR, port: int = DEFAULT_PORT, n_ctx: int = 8192, wait_s: float = 180,
+          threads: int | None = None) -> str:
     """Start the local judge on 127.0.0.1:`port` in the background (reused if it already answers a verdict) and
     return its api_base once a real chat completion came back with a valid verdict. A server that dies or
     answers no verdict stops this with its exit code and the end of its log."""
@@ -240,7 +258,7 @@ def serve(cache: Path = DEFAULT_DIR, port: int = DEFAULT_PORT, n_ctx: int = 8192
     log = log_path.open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "judging.local_model", "run-server", "--model", str(model), "--port", str(port),
-         "--n-ctx", str(n_ctx)],
+         "--n-ctx", str(n_ctx), "--threads", str(threads or default_threads())],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     (cache / "server.pid").write_text(str(proc.pid))
@@ -266,7 +284,8 @@ def serve(cache: Path = DEFAULT_DIR, port: int = DEFAULT_PORT, n_ctx: int = 8192
         raise died(f"gave no verdict to a real chat request ({exc})") from None
     if proc.poll() is not None:
         raise died("stopped after its first answer")
-    print(f"ready: a real verdict ({verdict}) in {time.time() - started:.1f} s; {SLOTS} slot(s)", file=sys.stderr)
+    print(f"ready: a real verdict ({verdict}) in {time.time() - started:.1f} s; {SLOTS} slot(s), "
+          f"{threads or default_threads()} thread(s)", file=sys.stderr)
     return base
 
 
@@ -290,10 +309,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, default=DEFAULT_PORT)
     ap.add_argument("--model", type=Path, help="run-server: the model file")
     ap.add_argument("--n-ctx", type=int, default=8192, help="run-server: context length in tokens")
+    ap.add_argument("--threads", type=int, default=None,
+                    help=f"serve, run-server: llama.cpp threads (default 1, or ${THREADS_ENV})")
     args = ap.parse_args(argv)
     try:
         if args.action == "run-server":
-            run_server(args.model, args.port, args.n_ctx)
+            run_server(args.model, args.port, args.n_ctx, args.threads or default_threads())
         elif args.action == "check-build":
             problem = build_problem()
             if problem:
@@ -302,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.action == "assemble":
             print(assemble(args.dir))
         elif args.action == "serve":
-            base = serve(args.dir, args.port)
+            base = serve(args.dir, args.port, threads=args.threads)
             print(json.dumps({"model": model_string(), "api_base": base}))
             print(f"judge with: ownbench judge --set NAME@VERSION --rubric helpfulness "
                   f"--judge {model_string()} --api-base {base} --structured json_object_schema --template pointwise_compact "

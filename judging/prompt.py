@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -102,7 +102,18 @@ def clip(text: str | None, limit: int) -> str:
     text = text or ""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}\n[… {len(text) - limit} more characters not shown …]"
+    return f"{text[:limit]}\n[… clipped {len(text) - limit} characters]"
+
+
+def _clip_recorder(clipped: dict[str, int]) -> Callable[..., str]:
+    """`clip` for one rendering: what was cut, per block name, goes into the judgment's details."""
+    def recording_clip(text: str | None, limit: int, name: str = "text") -> str:
+        cut = len(text or "") - limit
+        if cut > 0:
+            clipped[name] = clipped.get(name, 0) + cut
+        return clip(text, limit)
+
+    return recording_clip
 
 
 def make_nonce(template_hash: str, *texts: str | None) -> str:
@@ -127,6 +138,7 @@ class RenderedPrompt:
     messages: list[dict[str, str]]
     template_hash: str
     nonce: str
+    clipped: dict[str, int] = field(default_factory=dict)  # block name → characters not shown (compact templates)
 
     @property
     def text(self) -> str:
@@ -153,6 +165,7 @@ def render_prompt(
     nonce = make_nonce(tmpl.hash, conversation, reference, output, output_b, *examples)
     example_nonce = make_nonce(tmpl.hash, crit.model_dump_json())
     levels = sorted((crit.levels or {}).items(), key=lambda kv: int(kv[0]))
+    clipped: dict[str, int] = {}
     context: dict[str, Any] = {
         "rubric": rubric,
         "criterion": crit,
@@ -162,11 +175,12 @@ def render_prompt(
         "nonce": nonce,
         "block": _block_fn(nonce),
         "example_block": _block_fn(example_nonce),
-        "clip": clip,
+        "clip": _clip_recorder(clipped),
     }
     if mode == "pairwise":
         context.update(output_1=output, output_2=output_b)
     else:
         context.update(output=output)
     system, user = tmpl.render(context)
-    return RenderedPrompt([{"role": "system", "content": system}, {"role": "user", "content": user}], tmpl.hash, nonce)
+    return RenderedPrompt([{"role": "system", "content": system}, {"role": "user", "content": user}], tmpl.hash, nonce,
+                          clipped)

@@ -395,12 +395,16 @@ async def judge_version(
     rubric = req.rubric
     criteria = {c.id: c for c in rubric.criteria}
     queue: asyncio.Queue[Unit] = asyncio.Queue()
-    for u in todo:
+    # One criterion after the other: consecutive prompts then share their system message (the criterion, its
+    # levels and examples), which a llama.cpp server reuses from the previous prompt and providers cache.
+    order = {cid: i for i, cid in enumerate(criteria)}
+    for u in sorted(todo, key=lambda u: order.get(u.criterion_id, len(order))):
         queue.put_nowait(u)
 
     if req.job_id is not None:
         update_job(engine, req.job_id, status="running", pid=os.getpid(),
-                   progress={"done": progress.already, "total": progress.total, "errors": 0, "spend_usd": 0.0},
+                   progress={"done": progress.already, "total": progress.total, "errors": 0, "spend_usd": 0.0,
+                             "judge_run": run_id, "judge_model": req.judge.model},
                    message=f"judging {label} with {req.judge.model}")
 
     async def worker() -> None:

@@ -65,23 +65,59 @@ class DemoResult:
 LOCAL_JUDGE_ENV = "OWNBENCH_LOCAL_JUDGE"  # base URL of the local judge; "off" disables looking for it
 LOCAL_JUDGE_URL = "http://127.0.0.1:8090/v1"  # `make local-judge`
 LOCAL_JUDGE_MODEL = "openai/qwen2.5-coder-0.5b"
-LOCAL_JUDGE_DEFAULT_LIMIT = 20  # 2–3 s a verdict on 2 cores: 20 items × 5 models is minutes, not hours
+# The demo slice: the first 20 items × 5 candidates = 100 outputs. The gate opens at 30 golden labels per
+# criterion with at least 5 per candidate, among judged outputs; the Agreement page draws 60 units by default,
+# 12 per candidate out of 20: enough, with room for skipped or unusable ones.
+LOCAL_JUDGE_DEFAULT_LIMIT = 20
+# Measured: bench/judge.py --local 14–17 s a judgment on 2 cores shared with other work (load average 4–5), the
+# demo's slice itself 21 s (load average 5–6); the server used 8.4 CPU seconds a judgment, so an idle machine
+# is faster. The message gives the estimate as measured here, not as a promise.
+LOCAL_SECONDS_PER_JUDGMENT = 20
+HOW_TO_START_LOCAL_JUDGE = (
+    "No judge is configured and no local judge answers at {base}. For the whole loop offline, start one with "
+    "`make local-judge` (the first time it compiles llama-cpp-python, 6–13 min on 2 cores) and run `make demo` "
+    "again: it then judges a slice of the demo set in the background. Labeling need not wait: draw a golden "
+    "subset by candidate alone on the Agreement page (or `ownbench golden select --strategy candidate`)."
+)
+
+
+@dataclass
+class LocalJudge:
+    """What looking for the local judge found: its config when it gave a real verdict, else why not."""
+
+    config: dict[str, str] | None
+    message: str
+
+
+def find_local_judge(verdict_timeout_s: float = 120) -> LocalJudge:
+    """The local judge of `make local-judge`, when it answers `GET /v1/models` and a real chat completion with a
+    valid verdict (a server that lists models but cannot judge is not taken); its slots come from `/props`."""
+    import urllib.request
+
+    from gateway.servers import server_slots
+    from judging.local_model import ask_verdict
+
+    base = os.environ.get(LOCAL_JUDGE_ENV, LOCAL_JUDGE_URL).strip().rstrip("/")
+    if base.lower() in ("", "off", "0", "no"):
+        return LocalJudge(None, HOW_TO_CONFIGURE_JUDGE)
+    try:
+        with urllib.request.urlopen(base + "/models", timeout=1.5) as resp:
+            if resp.status != 200:
+                raise OSError(f"HTTP {resp.status}")
+    except OSError:
+        return LocalJudge(None, HOW_TO_START_LOCAL_JUDGE.format(base=base))
+    try:
+        ask_verdict(base, timeout_s=verdict_timeout_s)
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        return LocalJudge(None, f"a server answers at {base} but gave no valid verdict to a real chat request "
+                                f"({exc}); no judge run started. Restart it with `make local-judge`.")
+    slots = server_slots(base) or 1
+    return LocalJudge({"model": LOCAL_JUDGE_MODEL, "api_base": base, "local": "yes", "slots": str(slots)}, "")
 
 
 def local_judge() -> dict[str, str] | None:
-    """The local judge of `make local-judge`, when it answers."""
-    import urllib.request
-
-    base = os.environ.get(LOCAL_JUDGE_ENV, LOCAL_JUDGE_URL).strip()
-    if base.lower() in ("", "off", "0", "no"):
-        return None
-    try:
-        with urllib.request.urlopen(base.rstrip("/") + "/models", timeout=1.5) as resp:
-            if resp.status != 200:
-                return None
-    except OSError:
-        return None
-    return {"model": LOCAL_JUDGE_MODEL, "api_base": base, "local": "yes"}
+    """The local judge's config when it is up and gives real verdicts, else None."""
+    return find_local_judge().config
 
 
 def judge_config_from_env() -> dict[str, str] | None:
@@ -222,7 +258,8 @@ def judge_argv(version: str, rubric: str, job_id: int, cfg: dict[str, str], limi
     if cfg.get("api_key_env"):
         argv += ["--api-key-env", cfg["api_key_env"]]
     if cfg.get("local"):  # llama.cpp enforces the verdict's JSON schema; the short prompt suits a 0.5B model
-        argv += ["--structured", "json_object_schema", "--template", "pointwise_compact"]
+        argv += ["--structured", "json_object_schema", "--template", "pointwise_compact",
+                 "--concurrency", cfg.get("slots") or "1"]
     if limit:
         argv += ["--limit", str(limit)]
     return argv
@@ -243,16 +280,22 @@ def spawn_job(engine: Engine, kind: str, argv: list[str], log_dir: Path) -> int:
 
 
 def start_demo_judge(engine: Engine, demo: DemoResult) -> tuple[int | None, str]:
-    cfg = judge_config_from_env()
-    if cfg is None:
-        return None, HOW_TO_CONFIGURE_JUDGE
+    if os.environ.get(JUDGE_MODEL_ENV, "").strip():
+        cfg = judge_config_from_env()
+    else:
+        found = find_local_judge()
+        cfg = found.config
+        if cfg is None:
+            return None, found.message
+    assert cfg is not None
     with Session(engine) as s:
         busy = s.exec(select(Job).where(Job.kind == "judge", Job.status.in_(("queued", "running")))).first()  # type: ignore[attr-defined]
         done = s.exec(select(JudgeRun).where(JudgeRun.version_id == demo.version_id,
                                              JudgeRun.judge_model == cfg["model"])).first()
     if busy is not None:
         return busy.id, f"a judge run is already in progress (job {busy.id}); see the Runs page"
-    if done is not None and done.status == "done":
+    sliced = done is not None and done.status == "stopped" and (done.status_reason or "").startswith("limited")
+    if done is not None and (done.status == "done" or sliced):  # a slice (--limit) judged in full counts
         return None, f"judge run {done.id} with {cfg['model']} exists already; see the Runs page"
     limit = int(os.environ.get(JUDGE_LIMIT_ENV, "0") or 0) or (LOCAL_JUDGE_DEFAULT_LIMIT if cfg.get("local") else None)
     from ownbench import settings
@@ -265,6 +308,21 @@ def start_demo_judge(engine: Engine, demo: DemoResult) -> tuple[int | None, str]
     argv = judge_argv(demo.version, f"{rubric.name}@{rubric.content_hash[:12]}", 0, cfg, limit)
     argv[argv.index("--job") + 1] = "__JOB__"
     job_id = spawn_job(engine, "judge", argv, settings.home() / "jobs")
+    if cfg.get("local"):
+        return job_id, local_judge_message(cfg, limit, job_id, len(DEMO_MODELS))
     scope = f"the first {limit} items" if limit else "every item"
     return job_id, (f"judge run started in the background with {cfg['model']} on {scope} (job {job_id}); "
                     "watch it on the Runs page")
+
+
+def local_judge_message(cfg: dict[str, str], limit: int | None, job_id: int, candidates: int) -> str:
+    units = (limit or 0) * candidates
+    minutes = max(1, round(units * LOCAL_SECONDS_PER_JUDGMENT / int(cfg.get("slots") or 1) / 60))
+    return (f"local judge found at {cfg['api_base']} ({cfg['slots']} slot(s)): judging the first {limit} items "
+            f"× {candidates} candidates = {units} outputs in the background with {cfg['model']}, "
+            f"{cfg['slots']} call(s) in flight (job {job_id}); about {minutes} min at the ~{LOCAL_SECONDS_PER_JUDGMENT} s "
+            "a judgment measured on 2 busy cores (less on idle ones). The Overview page shows its progress. "
+            "Why this slice: rankings need 30 "
+            "golden labels with at least 5 per candidate among judged outputs; once it is done, draw the golden "
+            "subset from this judge run on the Agreement page (60 units by default, 12 per candidate) and label "
+            "them on the Label page.")

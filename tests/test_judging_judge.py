@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from gateway.client import Gateway, ModelConfig
-from judging.judge import Judge, Outcome, combine_orders, to_pair_verdict
+from judging.judge import GRAMMAR_RATIONALE_MAX_CHARS, Judge, Outcome, combine_orders, to_pair_verdict
+from judging.prompt import render_prompt
 from judging.rubric import load_rubric
 from tests.loopback import LoopbackServer
 from tests.test_judging_support import RUBRICS, first_position_bias, prefers, scripted, verdict_reply
@@ -137,9 +138,40 @@ def test_json_modes_parse_verdicts_from_content(server: LoopbackServer, structur
         assert fmt["json_schema"]["schema"]["properties"]["verdict"]["enum"] == labels
     elif structured == "json_object_schema":  # the form llama.cpp's servers turn into a grammar
         assert fmt["schema"]["properties"]["verdict"]["enum"] == labels
-        assert list(fmt["schema"]["properties"]) == ["reasoning", "verdict"]
+        # the grammar asks for the verdict first, then a bounded rationale that says why
+        assert list(fmt["schema"]["properties"]) == ["verdict", "reasoning"] == fmt["schema"]["required"]
+        assert fmt["schema"]["properties"]["reasoning"]["maxLength"] == GRAMMAR_RATIONALE_MAX_CHARS
+        # the grammar carries the schema: the system message is the template's, without Instructor's schema text
+        rubric = load_rubric(RUBRICS / "safety.yaml")
+        template_system = render_prompt(rubric, rubric.criteria[0], messages=CONVERSATION, output=ANSWER).messages[0]
+        assert server.bodies[0]["messages"][0]["content"] == template_system["content"]
     else:
         assert "schema" not in fmt
+
+
+def test_a_clipped_output_is_said_in_the_prompt_and_recorded_on_the_judgment(server: LoopbackServer) -> None:
+    from judging.prompt import load_template
+
+    server.script = scripted([{"reasoning": "It answers, but much of it was not shown.", "verdict": 3}])
+    rubric = load_rubric(RUBRICS / "helpfulness.yaml")
+    long_output = ANSWER + " More detail." * 300
+
+    async def go() -> Outcome:
+        gw = Gateway(None, use_cache=False)
+        cfg = ModelConfig("openai/sim-judge", api_base=server.base_url, timeout_s=10, max_attempts=1)
+        judge = Judge(gw, cfg, structured="json_object_schema",
+                      templates={"pointwise": load_template("pointwise", "pointwise_compact")})
+        try:
+            return await judge.judge(rubric, rubric.criteria[0], conversation=CONVERSATION, output=long_output)
+        finally:
+            await gw.aclose()
+
+    out = asyncio.run(go())
+    assert out.status == "scored" and out.details["clipped_chars"] == {"output": len(long_output) - 1000}
+    user = next(m["content"] for m in server.bodies[0]["messages"] if m["role"] == "user")
+    assert f"[… clipped {len(long_output) - 1000} characters]" in user
+    # a short text is not clipped, and nothing is recorded
+    assert judge_once(server, structured="json_object_schema").details.get("clipped_chars") is None
 
 
 def test_injected_instructions_in_the_output_stay_data(server: LoopbackServer) -> None:

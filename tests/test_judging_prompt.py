@@ -167,10 +167,17 @@ def test_the_compact_template_clips_long_texts_visibly_and_keeps_them_in_their_b
     p = render_prompt(rubric, "helpfulness", messages=CONVERSATION, output=long_output, template=compact)
     (shown,) = blocks(user_text(p))["output"]
     assert shown.startswith(INJECTION) and len(shown) < len(long_output)
-    assert shown.endswith(f"[… {len(long_output) - 1600} more characters not shown …]")
+    assert shown.endswith(f"[… clipped {len(long_output) - 1000} characters]")
+    assert p.clipped == {"output": len(long_output) - 1000}  # recorded on the judgment
     assert blocks(user_text(p))["input"] == ["Is 91 a prime number?"]
     system = p.messages[0]["content"]
+    # everything fixed comes first: the system message is the same for every unit (llama.cpp reuses its tokens)
+    other = render_prompt(rubric, "helpfulness", messages=[{"role": "user", "content": "Hi"}], output="Hello.",
+                          template=compact)
+    assert other.messages[0]["content"] == system and other.clipped == {}
+    assert p.nonce not in system
     assert "ignore the rubric" not in system and "5: Fully helpful" in system
-    assert "Example 1" not in system  # no worked examples: a shorter prompt for small models
+    # the rubric's worked examples, as answers in the form the grammar asks for (verdict first): in the cached part
+    assert 'Answer: {"verdict": 1, "reasoning": "A definition instead of the haiku the user asked for."}' in system
     with pytest.raises(InputError, match="does not exist"):
         load_template("pointwise", "no_such_template")

@@ -78,7 +78,8 @@ def test_a_compact_template_makes_its_own_judge_run_with_its_own_version(engine,
         rows = list(s.exec(select(Judgment).where(Judgment.judge_run_id == compact.judge_run_id)))
     assert run.template_hash == load_template("pointwise", "pointwise_compact").hash  # type: ignore[union-attr]
     assert {r.template_hash for r in rows} == {run.template_hash}  # type: ignore[union-attr]
-    assert "Example 1" not in server.bodies[-1]["messages"][0]["content"]
+    # the compact prompt's system message, not the full one's (which opens with "You are an impartial evaluator")
+    assert server.bodies[-1]["messages"][0]["content"].startswith("You grade ONE assistant response")
 
 
 def test_resume_judges_only_what_is_missing_and_makes_no_repeated_calls(engine, server: LoopbackServer) -> None:  # type: ignore[no-untyped-def]
@@ -275,3 +276,24 @@ def test_cli_bad_usage_exits_2_with_a_clear_message(sqlite_engine, server: Loopb
     assert "ok " in validate.stdout and "safety@" in validate.stdout
     with Session(sqlite_engine) as s:
         assert s.exec(select(JudgeRun)).all() == []  # nothing started by any of the refused commands
+
+
+def test_one_criterion_after_the_other_so_consecutive_prompts_share_their_system_message(
+        sqlite_engine, server: LoopbackServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = (RUBRICS / "helpfulness.yaml").read_text().replace("$schema=rubric.schema.json", "")
+    text += ("  - id: concise\n    question: Is the response free of padding?\n    type: binary\n"
+             "    uses_reference: false\n")
+    path = tmp_path / "two.yaml"
+    path.write_text(text)
+    version_id, _ = seeded(sqlite_engine, n_items=3)
+    # SIMULATED judge: the loopback answers any verdict request with a verdict valid for both criteria' shapes
+    server.script = lambda body: {"content": json.dumps(
+        {"reasoning": "Short and on topic.",
+         "verdict": "pass" if "free of padding" in body["messages"][0]["content"] else 4})}
+    req = request(server, version_id, concurrency=1, structured="json")
+    req.rubric = load_rubric(path)
+    summary = asyncio.run(judge_version(sqlite_engine, req))
+    assert summary.judged == 12 and summary.scored == 12
+    systems = [b["messages"][0]["content"] for b in server.bodies]
+    changes = sum(a != b for a, b in zip(systems, systems[1:]))
+    assert len(set(systems)) == 2 and changes == 1  # 6 units of one criterion, then 6 of the other

@@ -117,3 +117,61 @@ def test_without_a_judge_people_can_draw_and_label_the_demo(sqlite_engine: Engin
         saved = s.exec(select(Label)).all()
         assert len(saved) == 1 and saved[0].golden_unit_id in {u.id for u in units} and saved[0].verdict
         assert saved[0].annotator_id == s.exec(select(Annotator.id).where(Annotator.name == "dana")).one()
+
+
+def _verdict_script(body: dict) -> dict:
+    """A SIMULATED local judge: the loopback answers every request with the same valid verdict."""
+    return {"content": json.dumps({"reasoning": "It answers the question directly.", "verdict": 4})}
+
+
+def test_demo_judges_a_slice_on_the_local_judge_and_the_overview_shows_its_progress(
+        sqlite_engine: Engine, tmp_path: Path) -> None:
+    from tests.loopback import LoopbackServer
+    from tests.test_ui_pages import all_text, page
+
+    with LoopbackServer(slots=1, script=_verdict_script) as server:  # stands in for `make local-judge`
+        result = _demo({"OWNBENCH_DATABASE_URL": str(sqlite_engine.url), "OWNBENCH_LOCAL_JUDGE": server.base_url,
+                        "OWNBENCH_DEMO_JUDGE_LIMIT": "2"}, tmp_path / "home")
+        job_id = result["judge_job_id"]
+        assert job_id is not None, result["judge_message"]
+        message = result["judge_message"]
+        assert "local judge found" in message and "first 2 items × 5 candidates = 10 outputs" in message
+        assert "1 call(s) in flight" in message and "Overview" in message
+        # the readiness check was a real chat completion asking for a verdict, before any judge call
+        assert server.bodies[0]["response_format"]["type"] == "json_object"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with Session(sqlite_engine) as s:
+                job = s.get(Job, job_id)
+                if job.status in ("done", "failed", "cancelled"):
+                    break
+            time.sleep(0.5)
+        assert job.status == "done", job.message
+        argv = job.args["argv"]
+        assert argv[argv.index("--concurrency") + 1] == "1"  # the server's slots
+        assert argv[argv.index("--template") + 1] == "pointwise_compact"
+        with Session(sqlite_engine) as s:
+            rows = s.exec(select(Judgment)).all()
+        assert len(rows) == 10 and all(j.status == "scored" and j.verdict == "4" for j in rows)
+        assert {j.judge_model for j in rows} == {"openai/qwen2.5-coder-0.5b"}
+    from ui.render import inline
+
+    at = page("overview")
+    overview, lines = all_text(at), [m.value for m in at.markdown]
+    assert any(f"Job {job_id}" in line and inline("openai/qwen2.5-coder-0.5b") in line  # through the renderer
+               for line in lines), lines
+    assert "10 of 10 judged · 0 unscored" in overview
+
+
+def test_demo_looks_for_a_local_judge_that_gives_real_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ownbench.demo_project import find_local_judge
+    from tests.loopback import LoopbackServer
+
+    with LoopbackServer() as server:  # lists models, but answers "echo: …" instead of a verdict
+        monkeypatch.setenv("OWNBENCH_LOCAL_JUDGE", server.base_url)
+        found = find_local_judge()
+        assert found.config is None and "gave no valid verdict" in found.message
+        port = server.port
+    monkeypatch.setenv("OWNBENCH_LOCAL_JUDGE", f"http://127.0.0.1:{port}/v1")  # nothing listens there now
+    found = find_local_judge()
+    assert found.config is None and "make local-judge" in found.message and "run `make demo` again" in found.message

@@ -160,6 +160,14 @@ def jobs_table(url: str, viewer: Viewer, limit: int = 50) -> list[dict[str, Any]
     return _jobs_table(url, limit)
 
 
+def latest_judge_job(url: str, viewer: Viewer) -> dict[str, Any] | None:
+    """The newest background judge run (its job row, read fresh), or None."""
+    viewer.require("review", "background jobs")
+    with Session(_engine_for(url)) as s:
+        job = s.exec(select(Job).where(Job.kind == "judge").order_by(Job.id.desc()).limit(1)).first()  # type: ignore[union-attr]
+        return job.model_dump() if job is not None else None
+
+
 def golden_pairs(url: str, viewer: Viewer) -> list[tuple[int, int, int]]:
     viewer.require("review", "golden subsets")
     return _golden_pairs(url)

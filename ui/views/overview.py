@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import common, queries
+from ui import common, jobs, queries
 from ui.gate import ranking_status
+from ui.render import inline
 
 viewer = common.require("review", "The Overview page")  # checked here, where the page reads data
 st.title("ownbench")
@@ -22,6 +23,39 @@ for col, (label, key) in zip(row2, [("Judge runs", "judge runs"), ("Judgments", 
                                     ("Golden units", "golden units"), ("Labels", "labels"),
                                     ("Annotators", "annotators")]):
     col.metric(label, f"{c[key]:,}")
+
+
+
+def _judge_model(job: dict) -> str:
+    prog, argv = job.get("progress") or {}, (job.get("args") or {}).get("argv") or []
+    if prog.get("judge_model"):
+        return str(prog["judge_model"])
+    return str(argv[argv.index("--judge") + 1]) if "--judge" in argv[:-1] else "?"
+
+
+@st.fragment(run_every=3)
+def judge_progress() -> None:
+    """The newest background judge run (e.g. the demo's slice on the local judge), fresh every 3 s."""
+    job = queries.latest_judge_job(url, viewer)
+    if job is None:
+        return
+    prog = job.get("progress") or {}
+    done, total, unscored = prog.get("done") or 0, prog.get("total"), prog.get("errors") or 0
+    status = job["status"]
+    if status in ("queued", "running") and job.get("pid") and not jobs.alive(job["pid"]):
+        status += " · the process has ended without reporting (see its log on the Runs page)"
+    started = job["created_at"].strftime("%Y-%m-%d %H:%M UTC")
+    st.subheader("Judge run")
+    st.markdown(f"Job {job['id']} · judge {inline(_judge_model(job))} · started {started} · {inline(status)}")
+    if total:
+        st.progress(min(1.0, done / total), text=f"{done:,} of {total:,} judged · {unscored:,} unscored")
+    else:
+        st.caption("waiting for the judge run to plan its units")
+    if job.get("message") and status == "failed":
+        st.error(inline(job["message"], limit=2000))
+
+
+judge_progress()
 
 st.subheader("Next step")
 if c["versions"] == 0:
