@@ -23,7 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHAREGPT = ROOT.parent / "shared" / "data" / "chat_logs" / "sharegpt_first_prompts_2978.json"
+# shared/ beside the checkout (or beside the folder of checkouts, for a worktree)
+SHAREGPT = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()),
+                ROOT.parent / "shared") / "data" / "chat_logs" / "sharegpt_first_prompts_2978.json"
 
 PREFIXES = ["", "", "", "Please help: ", "Quick question. ", "Hi! ", "Context: ticket {n}. ", "[{n}] "]
 SUFFIXES = ["", "", "", " Thanks!", " Please be concise.", " Answer in bullet points.", " (ref {n})", " ASAP"]
