@@ -219,47 +219,44 @@ def iter_json_records(ctx: ReadContext) -> Iterator[tuple[int, Any, str | None]]
             return
         empty = True
         for lineno, raw, err in iter_raw_lines(ctx, fh):
-            if raw is None:
-                empty = False
-                yield lineno, None, err
-                continue
-            try:
-                obj = orjson.loads(raw)  # the common case: valid JSON, not decoded to text first
-            except orjson.JSONDecodeError:
-                pass
-            else:
-                empty = False
-                if type(obj) is dict:
-                    yield lineno, obj, None
-                else:
-                    yield lineno, None, f"expected a JSON object per line, got {describe_type(obj)}"
-                continue
-            try:  # the standard library's errors name the problem and its column
-                text = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                empty = False
-                yield lineno, None, f"invalid UTF-8 (byte {exc.start + 1} of the line); re-encode the file as UTF-8"
-                continue
-            if not text.strip():
-                continue
+            obj = None
+            if raw is not None:
+                obj, err = parse_line(raw)
+                if obj is None and err is None:
+                    continue  # a blank line
             empty = False
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield lineno, None, json_error_reason(exc, text)
-                continue
-            except RecursionError:
-                yield lineno, None, NESTED_TOO_DEEPLY
-                continue
-            except ValueError as exc:  # e.g. an integer of more digits than Python converts
-                yield lineno, None, f"invalid JSON: {exc}"
-                continue
-            if not isinstance(obj, dict):
-                yield lineno, None, f"expected a JSON object per line, got {describe_type(obj)}"
-                continue
-            yield lineno, obj, None
+            yield lineno, obj, err
         if empty:
             yield 1, None, "the file is empty: no log records"
+
+
+def parse_line(raw: bytes) -> tuple[Any, str | None]:
+    """One JSONL line as (object, None), (None, why not), or (None, None) when it is blank."""
+    try:
+        obj = orjson.loads(raw)  # the common case: valid JSON, not decoded to text first
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if type(obj) is dict:
+            return obj, None
+        return None, f"expected a JSON object per line, got {describe_type(obj)}"
+    try:  # the standard library's errors name the problem and its column
+        text = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        return None, f"invalid UTF-8 (byte {exc.start + 1} of the line); re-encode the file as UTF-8"
+    if not text.strip():
+        return None, None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, json_error_reason(exc, text)
+    except RecursionError:
+        return None, NESTED_TOO_DEEPLY
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        return None, f"invalid JSON: {exc}"
+    if not isinstance(obj, dict):
+        return None, f"expected a JSON object per line, got {describe_type(obj)}"
+    return obj, None
 
 
 _WRAPPER = re.compile(r'\{\s*"(data|traces|observations|runs|items|records)"\s*:\s*\[')

@@ -62,11 +62,11 @@ OutputOf = Callable[[Any], Any]
 def time_ns(v: Any) -> int | None:
     """A start or end time in nanoseconds: OTLP's nanosecond string, the JS SDK's [seconds, nanoseconds],
     ISO text (Langfuse, LangSmith)."""
+    if type(v) is str and v.isdigit():  # OTLP JSON: the common case first
+        return int(v)
     if isinstance(v, bool) or v is None:
         return None
     if isinstance(v, (int, float)):
-        return int(v)
-    if isinstance(v, str) and v.isdigit():
         return int(v)
     if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
         return int(v[0] * 1_000_000_000 + v[1])
@@ -100,25 +100,34 @@ def resolve(ctx: ReadContext, steps: StepSource, output_of: OutputOf) -> Iterato
             yield Read(s.error, None, True)
             continue
         assert isinstance(s, Step)
-        msgs = s.record.messages
-        if has_user_turn(msgs):
-            yield _prompted(ctx, s, msgs)
-        elif s.trace is None:
-            yield Read(_refused(ctx, s, _no_user(msgs)), s, True)
+        got = first_pass(ctx, s)
+        if got is None:
+            waiting.add(s.trace)  # type: ignore[arg-type]
         else:
-            waiting.add(s.trace)
+            yield got
     if waiting:
-        yield from _continuations(ctx, steps, output_of, waiting)
+        yield from continuations(ctx, steps, output_of, waiting)
 
 
-def _continuations(ctx: ReadContext, steps: StepSource, output_of: OutputOf, waiting: set[str]) \
+def first_pass(ctx: ReadContext, s: Step) -> Read | None:
+    """A call's prompt, or why it has none; None for a continuation, which waits for its trace."""
+    msgs = s.record.messages
+    if has_user_turn(msgs):
+        return _prompted(ctx, s, msgs)
+    if s.trace is None:
+        return Read(_refused(ctx, s, _no_user(msgs)), s, True)
+    return None
+
+
+def continuations(ctx: ReadContext, steps: StepSource, output_of: OutputOf, waiting: set[str]) \
         -> Iterator[Read]:
+    """The continuations of the `waiting` traces, rebuilt from a second reading of the file."""
     # the second reading must not count records, bytes or errors twice
     ignored, read, record_path = Counter(ctx.ignored), ctx.bytes_read, ctx.record_path
-    by_trace: dict[str, list[Step]] = {t: [] for t in waiting}
+    by_trace: dict[str, list[Step]] = {}  # in file order, so that the same file gives the same records
     for s in steps(waiting):
-        if type(s) is Step and s.trace in by_trace:
-            by_trace[s.trace].append(s)
+        if type(s) is Step and s.trace in waiting:
+            by_trace.setdefault(s.trace, []).append(s)
     ctx.ignored.clear()
     ctx.ignored.update(ignored)
     ctx.bytes_read, ctx.record_path = read, record_path
