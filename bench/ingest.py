@@ -161,7 +161,6 @@ def main() -> None:
         return
 
     from evalsets.ingest import IngestOptions, ingest
-    from evalsets.readers import parallel
     from storage.db import make_engine, session_scope
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,7 +174,6 @@ def main() -> None:
                   f"{time.perf_counter() - t0:.1f} s (not timed below)")
         else:
             print(f"ingesting {logs} ({logs.stat().st_size / 1e6:,.0f} MB; --lines {args.lines:,})")
-        workers = parallel.workers_for(str(logs)) if args.case == "otel" else 0
         engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
         # wall and CPU seconds per stage: on a shared machine the CPU time tells what the code costs
         stages: dict[str, tuple[float, float]] = {}
@@ -194,13 +192,9 @@ def main() -> None:
         elapsed, cpu = time.perf_counter() - t0, cpu_s() - c0
         stages[last["stage"]] = (time.perf_counter() - last["t"], cpu_s() - last["cpu"])
     rep = result.report
-    # worker processes that read the file count too: each one's peak, as if all peaked at once
-    own_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if workers else 0.0
-    peak_mb = own_mb + workers * worker_mb
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"ingest + dedupe + sample {args.sample} + freeze: {elapsed:.1f} s, {args.lines / elapsed:,.0f} records/s, "
-          f"peak RSS {peak_mb:,.0f} MB ({own_mb:,.0f} MB + {workers} reading processes of at most "
-          f"{worker_mb:,.0f} MB); CPU {cpu:.1f} s; load average {os.getloadavg()[0]:.2f}")
+          f"peak RSS {peak_mb:,.0f} MB; CPU {cpu:.1f} s; load average {os.getloadavg()[0]:.2f}")
     print("stages: " + ", ".join(f"{k} {w:.1f} s (CPU {c:.1f} s)" for k, (w, c) in stages.items()))
     print(f"records {rep['records_read']:,}; exact duplicates {rep['duplicates']['exact']:,}; "
           f"distinct {rep['pool']['distinct_records']:,}; reservoir {rep['pool']['reservoir_sampled']} "

@@ -128,33 +128,3 @@ def test_langsmith_llm_runs_of_one_trace(tmp_path: Path) -> None:
     records, errors = read(path)
     question = [{"role": "user", "content": "Where is order 42?"}]
     assert errors == [] and {r.key: r.messages for r in records} == {"r1": question, "r2": question}
-
-
-def test_large_otlp_files_read_with_worker_processes_give_what_one_process_gives(tmp_path: Path, monkeypatch) -> None:
-    from evalsets.readers import otel, parallel
-
-    monkeypatch.setattr(parallel, "CHUNK_BYTES", 600)  # many chunks from a small file
-    path = tmp_path / "spans.jsonl"
-    no_input = {"traceId": "bb" * 16, "spanId": "s9", "name": "chat", "attributes": [
-        {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]}
-    tool_span = {"traceId": "bb" * 16, "spanId": "s8", "name": "execute_tool", "attributes": []}
-    lines = [json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}) for spans in (
-        [otlp_span("s2", 200, [CALL, RESULT])],
-        [otlp_span(f"u{i}", 100 + i, [user(f"Question {i}?")]) for i in range(12)] + [tool_span],
-        [no_input],
-        [otlp_span("s1", 100, [user("Where is order 42?")], [CALL])],
-        [dict(otlp_span("s3", 50, [CALL_2, RESULT_2]), traceId="cc" * 16)],
-    )] + ['{"resourceSpans": [', "[1, 2]"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    def run(parallel_read: bool) -> tuple[list[str], dict]:
-        ctx = ReadContext(str(path), FieldMapping())
-        out = otel.read_parallel(ctx, 2) if parallel_read else (g.result for g in otel.generations(ctx))
-        return [repr(x) for x in out], dict(ctx.ignored)
-
-    serial, together = run(False), run(True)
-    assert together == serial
-    assert serial[1] == {"spans that are not LLM calls": 1}
-    assert len(serial[0]) == 18  # 14 prompts (s2 rebuilt), 4 errors
-    assert "'s2', messages=[{'role': 'user', 'content': 'Where is order 42?'}]" in serial[0][-2]
-    assert "no earlier LLM call of its trace" in serial[0][-1]

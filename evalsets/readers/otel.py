@@ -12,26 +12,21 @@ message.*`, flattened or as a list), the Vercel AI SDK (`ai.prompt.messages`), t
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
-from evalsets.readers import parallel
 from evalsets.readers.base import (
     LogRecord,
     ReadContext,
     ReadError,
     RecordError,
-    base_name,
     iter_json_records,
     loads,
-    open_binary,
-    parse_line,
 )
 from evalsets.readers.mapping import MISSING, get_path, meta_of, reference_of
 from evalsets.readers.messages import conversation, refuse
-from evalsets.readers.traces import Read, Refused, Step, continuations, first_pass, resolve, time_ns
+from evalsets.readers.traces import Read, Refused, Step, resolve, time_ns
 
 LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
 PARAMS = ("temperature", "top_p", "top_k", "max_tokens", "frequency_penalty", "presence_penalty", "seed",
@@ -390,54 +385,5 @@ def generations(ctx: ReadContext) -> Iterator[Read]:
 
 
 def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
-    workers = parallel.workers_for(ctx.path) if _is_otlp_lines(ctx) else 0
-    if workers:
-        yield from read_parallel(ctx, workers)
-        return
     for got in generations(ctx):
         yield got.result
-
-
-def _is_otlp_lines(ctx: ReadContext) -> bool:
-    """One OTLP export request a line (the collector's file exporter): the shape worth several processes."""
-    with open_binary(ctx.path) as fh:
-        head = fh.read(64).lstrip(b"\xef\xbb\xbf").lstrip()
-    return head.startswith(b'{"resourceSpans"') and not base_name(ctx.path).endswith(".json")
-
-
-def read_parallel(ctx: ReadContext, workers: int) -> Iterator[LogRecord | ReadError]:
-    """`read` with worker processes: the same records, errors and counts, in the same order."""
-    waiting: set[str] = set()
-    for results, ignored, wait in parallel.map_lines(ctx, _read_lines, workers):
-        ctx.ignored.update(ignored)
-        waiting |= wait
-        yield from results
-    if waiting:
-        for got in continuations(ctx, lambda only: steps(ctx, only), output_value, waiting):
-            yield got.result
-
-
-def _read_lines(ctx: ReadContext, lines: parallel.Lines) -> tuple[list[Any], Counter, set[str]]:
-    """In a worker: the records and errors of some lines, and the traces whose continuations wait."""
-    out: list[Any] = []
-    waiting: set[str] = set()
-    for line, raw, err in lines:
-        obj = None
-        if raw is not None:
-            obj, err = parse_line(raw)
-        if err is not None:
-            out.append(ctx.error(line, err))
-        if obj is None:
-            continue
-        for s in _record_steps(ctx, line, obj, None):
-            if type(s) is Refused:
-                out.append(s.error)
-            elif type(s) is ReadError:
-                out.append(s)
-            else:
-                got = first_pass(ctx, s)
-                if got is None:
-                    waiting.add(s.trace)
-                else:
-                    out.append(got.result)
-    return out, ctx.ignored, waiting
