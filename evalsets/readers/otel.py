@@ -63,15 +63,12 @@ def otlp_attributes(attrs: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if isinstance(attrs, list):
         for a in attrs:
-            if type(a) is not dict:
-                continue
-            v = a.get("value")
-            if type(v) is dict:
-                s = v.get("stringValue")  # most attributes: skip the general decoding
-                if s is not None:
-                    out[a.get("key")] = s
-                    continue
-            out[a.get("key")] = any_value(v)
+            try:  # the common case: {"key", "value": {"stringValue"}}, without the general decoding
+                v = a["value"]
+                out[a["key"]] = v["stringValue"] if "stringValue" in v else any_value(v)
+            except (KeyError, TypeError):  # a key or value missing, or not objects
+                if type(a) is dict:
+                    out[a.get("key")] = any_value(a.get("value"))
     return out
 
 
