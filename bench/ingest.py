@@ -8,11 +8,13 @@ Cases (each in its own process, so that each peak RSS is its own):
             instructions apart), 100 spans per export request a line as the collector's file exporter writes
 
     .venv/bin/python bench/ingest.py [--case all|openai|otel] [--lines 1000000] [--sample 300] [--keep DIR]
+                                     [--logs FILE]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import subprocess
@@ -23,7 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHAREGPT = ROOT.parent / "shared" / "data" / "chat_logs" / "sharegpt_first_prompts_2978.json"
+# shared/ beside the checkout (or beside the folder of checkouts, for a worktree)
+SHAREGPT = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()),
+                ROOT.parent / "shared") / "data" / "chat_logs" / "sharegpt_first_prompts_2978.json"
 
 PREFIXES = ["", "", "", "Please help: ", "Quick question. ", "Hi! ", "Context: ticket {n}. ", "[{n}] "]
 SUFFIXES = ["", "", "", " Thanks!", " Please be concise.", " Answer in bullet points.", " (ref {n})", " ASAP"]
@@ -134,12 +138,20 @@ def generate_otel(path: Path, spans: int, seed: int = 0) -> None:
             fh.write(json.dumps(request, ensure_ascii=False) + "\n")
 
 
+def cpu_s() -> float:
+    """CPU seconds of this process and of the worker processes it has waited for."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", choices=("all", "openai", "otel"), default="all")
     ap.add_argument("--lines", type=int, default=1_000_000, help="log records (lines, or spans for otel)")
     ap.add_argument("--sample", type=int, default=300)
     ap.add_argument("--keep", type=Path, default=None, help="write the log file here and keep it")
+    ap.add_argument("--logs", type=Path, default=None, help="ingest this file (written earlier with --keep) "
+                                                             "instead of generating one")
     args = ap.parse_args()
     if args.case == "all":
         for case in ("openai", "otel"):
@@ -152,35 +164,38 @@ def main() -> None:
     from storage.db import make_engine, session_scope
 
     with tempfile.TemporaryDirectory() as tmp:
-        logs = (args.keep or Path(tmp)) / ("logs.jsonl" if args.case == "openai" else "otlp_spans.jsonl")
-        logs.parent.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        (generate if args.case == "openai" else generate_otel)(logs, args.lines)
-        gen_s = time.perf_counter() - t0
-        size_mb = logs.stat().st_size / 1e6
+        logs = args.logs or (args.keep or Path(tmp)) / ("logs.jsonl" if args.case == "openai" else "otlp_spans.jsonl")
         unit = "lines" if args.case == "openai" else "spans"
-        print(f"generated {args.lines:,} {unit} ({size_mb:,.0f} MB) in {gen_s:.1f} s (not timed below)")
+        if args.logs is None:
+            logs.parent.mkdir(parents=True, exist_ok=True)
+            t0 = time.perf_counter()
+            (generate if args.case == "openai" else generate_otel)(logs, args.lines)
+            print(f"generated {args.lines:,} {unit} ({logs.stat().st_size / 1e6:,.0f} MB) in "
+                  f"{time.perf_counter() - t0:.1f} s (not timed below)")
+        else:
+            print(f"ingesting {logs} ({logs.stat().st_size / 1e6:,.0f} MB; --lines {args.lines:,})")
         engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
-        stages: dict[str, float] = {}
-        last = {"stage": None, "t": time.perf_counter()}
+        # wall and CPU seconds per stage: on a shared machine the CPU time tells what the code costs
+        stages: dict[str, tuple[float, float]] = {}
+        last = {"stage": None, "t": time.perf_counter(), "cpu": cpu_s()}
 
         def progress(stage: str, done: int, total) -> None:
-            now = time.perf_counter()
+            now, cpu = time.perf_counter(), cpu_s()
             if stage != last["stage"]:
                 if last["stage"]:
-                    stages[last["stage"]] = now - last["t"]
-                last.update(stage=stage, t=now)
+                    stages[last["stage"]] = (now - last["t"], cpu - last["cpu"])
+                last.update(stage=stage, t=now, cpu=cpu)
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_s()
         with session_scope(engine) as s:
             result = ingest(s, [logs], "bench", IngestOptions(fmt=args.case, sample=args.sample, seed=0), progress)
-        elapsed = time.perf_counter() - t0
-        stages[last["stage"]] = time.perf_counter() - last["t"]
+        elapsed, cpu = time.perf_counter() - t0, cpu_s() - c0
+        stages[last["stage"]] = (time.perf_counter() - last["t"], cpu_s() - last["cpu"])
     rep = result.report
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"ingest + dedupe + sample {args.sample} + freeze: {elapsed:.1f} s, {args.lines / elapsed:,.0f} records/s, "
-          f"peak RSS {peak_mb:,.0f} MB")
-    print("stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
+          f"peak RSS {peak_mb:,.0f} MB; CPU {cpu:.1f} s; load average {os.getloadavg()[0]:.2f}")
+    print("stages: " + ", ".join(f"{k} {w:.1f} s (CPU {c:.1f} s)" for k, (w, c) in stages.items()))
     print(f"records {rep['records_read']:,}; exact duplicates {rep['duplicates']['exact']:,}; "
           f"distinct {rep['pool']['distinct_records']:,}; reservoir {rep['pool']['reservoir_sampled']} "
           f"(cap {rep['pool']['cap']:,}); near duplicates in pool {rep['duplicates']['near']:,}; "

@@ -25,6 +25,7 @@ from evalsets.readers import FieldMapping, ReadContext, ReadError, detect_format
 from evalsets.readers.base import RecordError, iter_json_records
 from evalsets.readers.mapping import get_path
 from evalsets.readers.messages import content_text, tool_calls_text
+from evalsets.readers.traces import Step, error_at
 from gateway.imports import ImportResult, answer_values, prompt_hash, store_run
 from storage.errors import InputError
 from storage.hashing import file_hash
@@ -250,63 +251,62 @@ def _logged(fmt: str, ctx: ReadContext) -> Iterator[Answer | ReadError]:
                               "LangSmith, OpenTelemetry or LiteLLM export")
 
 
+def _calls(reader: Any, ctx: ReadContext) -> Iterator[tuple[Any, Any, Step] | ReadError]:
+    """(record, logged call, step) for each prompt the reader builds from the file (agent loops rebuilt the
+    same way); a refused prompt is never an item of any version, so it is counted, not an error."""
+    for rec, step, refused in reader.generations(ctx):
+        if refused:
+            ctx.ignored["records whose prompt is refused"] += 1
+        elif isinstance(rec, ReadError):
+            yield rec
+        else:
+            assert step is not None
+            yield rec, step.unit, step
+
+
 def _langfuse(ctx: ReadContext) -> Iterator[Answer | ReadError]:
     from evalsets.readers import langfuse
 
-    for line, obj, err in iter_json_records(ctx):
-        if err is not None:
-            yield ctx.error(line, err)
+    for got in _calls(langfuse, ctx):
+        if isinstance(got, ReadError):
+            yield got
             continue
-        for pointer, unit, kind in langfuse.units(obj):
-            if kind != "generation":
-                continue
-            try:
-                rec = langfuse._record(unit, ctx, line, kind)
-            except RecordError:
-                ctx.ignored["records whose prompt is refused"] += 1  # never an item of any version
-                continue
-            if rec is None:
-                continue
-            try:
-                text, finish = response_text(unit.get("output"))
-                if text == "None":  # Agno logs a turn that only called tools as the text "None"
-                    text = None
-                usage = unit.get("usageDetails") or {}
-                pt = _int(usage.get("input", unit.get("inputUsage", unit.get("promptTokens"))))
-                ct = _int(usage.get("output", unit.get("outputUsage", unit.get("completionTokens"))))
-                cost = _num(unit.get("totalCost") or unit.get("calculatedTotalCost")
-                            or (unit.get("costDetails") or {}).get("total"))
-                latency = _ms_between(unit.get("startTime"), unit.get("endTime"))
-                if latency is None and _num(unit.get("latency")) is not None:
-                    latency = _num(unit.get("latency")) * 1000  # type: ignore[operator]  # Langfuse: seconds
-                failed = unit.get("level") == "ERROR" and text is None
-                values = _values(text, (unit.get("statusMessage") or "logged as an error") if failed else None,
-                                 finish_reason=finish, prompt_tokens=pt,
-                                 completion_tokens=ct, cost_usd=cost, latency_ms=latency)
-            except NoAnswer:
-                ctx.ignored["records without a logged answer"] += 1
-                continue
-            except Exception as exc:  # noqa: BLE001 - RecordError or a bad answer: located
-                yield ctx.error(line, str(exc), f"{pointer}.output" if pointer else "output")
-                continue
-            yield Answer(rec.source, rec.key, rec.messages, unit.get("model"), values)
+        rec, unit, step = got
+        try:
+            text, finish = response_text(unit.get("output"))
+            if text == "None":  # Agno logs a turn that only called tools as the text "None"
+                text = None
+            usage = unit.get("usageDetails") or {}
+            pt = _int(usage.get("input", unit.get("inputUsage", unit.get("promptTokens"))))
+            ct = _int(usage.get("output", unit.get("outputUsage", unit.get("completionTokens"))))
+            cost = _num(unit.get("totalCost") or unit.get("calculatedTotalCost")
+                        or (unit.get("costDetails") or {}).get("total"))
+            latency = _ms_between(unit.get("startTime"), unit.get("endTime"))
+            if latency is None and _num(unit.get("latency")) is not None:
+                latency = _num(unit.get("latency")) * 1000  # type: ignore[operator]  # Langfuse: seconds
+            failed = unit.get("level") == "ERROR" and text is None
+            values = _values(text, (unit.get("statusMessage") or "logged as an error") if failed else None,
+                             finish_reason=finish, prompt_tokens=pt,
+                             completion_tokens=ct, cost_usd=cost, latency_ms=latency)
+        except NoAnswer:
+            ctx.ignored["records without a logged answer"] += 1
+            continue
+        except Exception as exc:  # noqa: BLE001 - RecordError or a bad answer: located
+            where = step.pointer.removesuffix("input").rstrip(".")
+            yield error_at(ctx, step, str(exc), f"{where}.output" if where else "output")
+            continue
+        yield Answer(rec.source, rec.key, rec.messages, unit.get("model"), values)
 
 
 def _langsmith(ctx: ReadContext) -> Iterator[Answer | ReadError]:
     from evalsets.readers import langsmith
 
-    for line, pointer, run, err in langsmith.iter_runs(ctx):
-        if err is not None or run is None:
-            yield ctx.error(line, err or "not a run")
+    for got in _calls(langsmith, ctx):
+        if isinstance(got, ReadError):
+            yield got
             continue
+        rec, run, step = got
         try:
-            rec = langsmith.to_record(run, ctx, line)
-        except RecordError:
-            ctx.ignored["records whose prompt is refused"] += 1  # never an item of any version
-            continue
-        try:
-            if rec is None:
-                continue
             outputs = run.get("outputs")
             text, finish = response_text(outputs)
             err_text = run.get("error") if isinstance(run.get("error"), str) and run.get("error") else None
@@ -321,7 +321,7 @@ def _langsmith(ctx: ReadContext) -> Iterator[Answer | ReadError]:
             ctx.ignored["records without a logged answer"] += 1
             continue
         except Exception as exc:  # noqa: BLE001 - RecordError or a bad answer: located
-            yield ctx.error(line, str(exc), pointer or None)
+            yield error_at(ctx, step, str(exc), step.pointer)
             continue
         yield Answer(rec.source, rec.key, rec.messages, rec.meta.get("model"), values)
 
@@ -329,19 +329,13 @@ def _langsmith(ctx: ReadContext) -> Iterator[Answer | ReadError]:
 def _otel(ctx: ReadContext) -> Iterator[Answer | ReadError]:
     from evalsets.readers import otel
 
-    for line, pointer, span, err in otel.iter_spans(ctx):
-        if err is not None or span is None:
-            yield ctx.error(line, err or "not a span")
+    for got in _calls(otel, ctx):
+        if isinstance(got, ReadError):
+            yield got
             continue
+        rec, span, step = got
+        a = span["attributes"]
         try:
-            rec = otel.to_record(span, ctx, f"{ctx.name}:{line}")
-        except RecordError:
-            ctx.ignored["records whose prompt is refused"] += 1  # never an item of any version
-            continue
-        try:
-            if rec is None:
-                continue
-            a = span["attributes"]
             text, finish = None, None
             for k in ("gen_ai.output.messages", "ai.response.text", "ai.response.object", "gen_ai.completion",
                       "output.value"):
@@ -370,7 +364,7 @@ def _otel(ctx: ReadContext) -> Iterator[Answer | ReadError]:
             ctx.ignored["records without a logged answer"] += 1
             continue
         except Exception as exc:  # noqa: BLE001 - RecordError or a bad answer: located
-            yield ctx.error(line, str(exc), pointer or None)
+            yield error_at(ctx, step, str(exc), step.pointer)
             continue
         model = a.get("gen_ai.response.model") or rec.meta.get("model")
         yield Answer(rec.source, rec.key, rec.messages, model, values)

@@ -9,10 +9,12 @@ order; the report says when this happened). Near-duplicate detection and cluster
 """
 from __future__ import annotations
 
+import gc
 import os
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,8 +91,26 @@ class IngestResult:
     created: bool  # False when exactly this content was frozen before (the existing version is returned)
 
 
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Reading makes millions of short-lived objects that reference counting frees at once; at the cyclic
+    collector's default pace (every 700 allocations) it re-walked the record being read and the pool, about
+    40% of the reading time. Cycles (a refused record's exception and its frames) are still collected."""
+    before = gc.get_threshold()
+    gc.set_threshold(20_000, 10, 10)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def read_pool(paths: Sequence[str | Path], options: IngestOptions, progress: Progress | None = None) -> Pool:
     """Stream every file through the reader, redaction, exact dedupe and the reservoir."""
+    with _fewer_collections():
+        return _read_pool(paths, options, progress)
+
+
+def _read_pool(paths: Sequence[str | Path], options: IngestOptions, progress: Progress | None) -> Pool:
     options.check()
     for p in paths:
         if Path(p).is_dir():

@@ -83,6 +83,20 @@ def test_langfuse_trace_answers_become_a_run_with_tokens_cost_and_latency(engine
         assert run.source == "imported" and s.get(Candidate, run.candidate_id).model == "gpt-4o-mini-2024-07-18"
 
 
+def test_agent_loop_trace_answers_become_a_run(engine, tmp_path: Path) -> None:
+    # the loop's second call logged no user turn: it continues the first, so both prompts are the question
+    trace = shutil.copy(REAL / "langfuse_traces" / "microsoft-agent-2025-10-14.json", tmp_path / "agent.json")
+    proc = ownbench_cli("ingest", trace, "--name", "agent", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["items"] == 1
+    proc = ownbench_cli("runs", "import", trace, "--candidate", "production", "--set", "agent", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["imported"] == 1 and info["repeated"] == 1
+    outs = outputs_of(engine, info["run_id"])
+    assert outs["c6b8d4db5f0eac82"].text == 'get_weather({"location": "Portland"})'  # the first call's answer
+
+
 def test_langsmith_payload_answer_becomes_a_run(engine, tmp_path: Path) -> None:
     payload = shutil.copy(REAL / "langsmith_runs" / "langsmith_py_wrap_openai_.json", tmp_path / "payload.json")
     ownbench_cli("ingest", payload, "--name", "howdy", cwd=tmp_path, check=True)

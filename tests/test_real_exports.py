@@ -159,13 +159,16 @@ def test_langfuse_pydantic_ai_otel_parts_with_tool_calls_and_results() -> None:
                                                   "suggestions you received. Just output the joke, nothing else."}
 
 
-def test_langfuse_generation_without_user_turn_is_refused_at_its_path_and_hides_nothing() -> None:
+def test_langfuse_agent_loop_step_continues_the_earlier_generation_of_its_trace() -> None:
+    # Microsoft Agent Framework logs the second call of the loop with only [tool call, tool result], and the
+    # file lists it before the first call: it is rebuilt from the first call (earlier by start time)
     path = LANGFUSE / "microsoft-agent-2025-10-14.json"
     records, errors, _ = read(path)
-    assert by_key(records) == {"c6b8d4db5f0eac82": [{"role": "user", "content": "What's the weather like in Portland?"}]}
-    assert [str(e) for e in errors] == [
-        f"{path}:1 $.observations[1].input: the conversation has no user turn (roles: assistant, tool)"]
-    assert errors[0].kind == "no user turn"
+    question = [{"role": "user", "content": "What's the weather like in Portland?"}]
+    assert errors == [] and by_key(records) == {"c6b8d4db5f0eac82": question, "3c2d6f2f26930c50": question}
+    step = next(r for r in records if r.key == "3c2d6f2f26930c50")
+    assert step.meta["continues"] == "c6b8d4db5f0eac82"
+    assert step.source == f"{path}:1 $.observations[1]"
 
 
 # --- LangSmith SDK payloads, OTel spans, Batch input, ShareGPT ---------------------------------------------------
@@ -260,14 +263,11 @@ def test_sharegpt_dummy_conversations() -> None:
 
 
 def test_every_real_file_ingests_with_exit_0(engine, tmp_path: Path) -> None:
-    files = sorted(str(p) for p in REAL.rglob("*.json*") if "microsoft-agent" not in p.name)
+    files = sorted(str(p) for p in REAL.rglob("*.json*"))
     proc = ownbench_cli("ingest", *files, "--name", "real", "--sample", "0", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["items"] > 40
-    # the agent step that logged no user turn: refused by default, counted under its reason when skipped
     agent = str(LANGFUSE / "microsoft-agent-2025-10-14.json")
     proc = ownbench_cli("ingest", agent, "--name", "agent", cwd=tmp_path)
-    assert proc.returncode == 2 and "$.observations[1].input: the conversation has no user turn" in proc.stderr
-    proc = ownbench_cli("ingest", agent, "--name", "agent", "--on-error", "skip", cwd=tmp_path)
-    assert proc.returncode == 0 and "1 records skipped (1 no user turn)" in proc.stdout
+    assert proc.returncode == 0, proc.stderr

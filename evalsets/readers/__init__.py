@@ -10,7 +10,8 @@
     otel       OpenTelemetry spans: OTLP JSON (resourceSpans), flat span lists (Phoenix, Arize, Vercel AI SDK)
     litellm    LiteLLM proxy spend logs (JSON, JSONL or CSV)
 
-Every reader turns messages into the item's conversation through `messages.prompt_from`.
+Every reader turns messages into the item's conversation through `messages` (the one normaliser); the readers
+of traces (langfuse, langsmith, otel) also share `traces`, the rule for an agent loop's later calls.
 """
 from __future__ import annotations
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 from storage.errors import InputError
 
 DEFAULT_MAX_RECORD_BYTES = 4 * 1024 * 1024  # about a million tokens: larger is a broken log, not a prompt
@@ -132,9 +134,9 @@ def base_name(path: str | Path) -> str:
     return name.removesuffix(".gz")
 
 
-def iter_lines(ctx: ReadContext, fh: BinaryIO | None = None) -> Iterator[tuple[int, str | None, str | None]]:
-    """(line number, text, error) for each line; text has no line ending. Lines over the limit are skipped
-    without being held in memory; invalid UTF-8 and a leading BOM are handled here, once for every format."""
+def iter_raw_lines(ctx: ReadContext, fh: BinaryIO | None = None) -> Iterator[tuple[int, bytes | None, str | None]]:
+    """(line number, bytes, error) for each line, a leading BOM removed. Lines over the limit are skipped
+    without being held in memory."""
     own = fh is None
     fh = fh or open_binary(ctx.path)
     limit = ctx.max_record_bytes
@@ -158,15 +160,35 @@ def iter_lines(ctx: ReadContext, fh: BinaryIO | None = None) -> Iterator[tuple[i
                 continue
             if lineno == 1 and raw.startswith(BOM):
                 raw = raw[3:]
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield lineno, None, f"invalid UTF-8 (byte {exc.start + 1} of the line); re-encode the file as UTF-8"
-                continue
-            yield lineno, text.rstrip("\r\n"), None
+            yield lineno, raw, None
     finally:
         if own:
             fh.close()
+
+
+def iter_lines(ctx: ReadContext, fh: BinaryIO | None = None) -> Iterator[tuple[int, str | None, str | None]]:
+    """(line number, text, error) for each line; text has no line ending. Lines over the limit are skipped
+    without being held in memory; invalid UTF-8 and a leading BOM are handled here, once for every format."""
+    for lineno, raw, err in iter_raw_lines(ctx, fh):
+        if raw is None:
+            yield lineno, None, err
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield lineno, None, f"invalid UTF-8 (byte {exc.start + 1} of the line); re-encode the file as UTF-8"
+            continue
+        yield lineno, text.rstrip("\r\n"), None
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON text as a value: orjson when it accepts the text (several times faster), else the standard
+    library, whose errors and leniency (NaN, huge integers, lone surrogates) the readers rely on. Both give
+    the same value for any text both accept."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def describe_type(value: Any) -> str:
@@ -196,31 +218,45 @@ def iter_json_records(ctx: ReadContext) -> Iterator[tuple[int, Any, str | None]]
             yield from _iter_json_document(ctx, fh, single=True)  # one pretty-printed object (a trace download)
             return
         empty = True
-        for lineno, text, err in iter_lines(ctx, fh):
-            if err is not None:
-                empty = False
-                yield lineno, None, err
-                continue
-            if not text.strip():
-                continue
+        for lineno, raw, err in iter_raw_lines(ctx, fh):
+            obj = None
+            if raw is not None:
+                obj, err = parse_line(raw)
+                if obj is None and err is None:
+                    continue  # a blank line
             empty = False
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield lineno, None, json_error_reason(exc, text)
-                continue
-            except RecursionError:
-                yield lineno, None, NESTED_TOO_DEEPLY
-                continue
-            except ValueError as exc:  # e.g. an integer of more digits than Python converts
-                yield lineno, None, f"invalid JSON: {exc}"
-                continue
-            if not isinstance(obj, dict):
-                yield lineno, None, f"expected a JSON object per line, got {describe_type(obj)}"
-                continue
-            yield lineno, obj, None
+            yield lineno, obj, err
         if empty:
             yield 1, None, "the file is empty: no log records"
+
+
+def parse_line(raw: bytes) -> tuple[Any, str | None]:
+    """One JSONL line as (object, None), (None, why not), or (None, None) when it is blank."""
+    try:
+        obj = orjson.loads(raw)  # the common case: valid JSON, not decoded to text first
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if type(obj) is dict:
+            return obj, None
+        return None, f"expected a JSON object per line, got {describe_type(obj)}"
+    try:  # the standard library's errors name the problem and its column
+        text = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        return None, f"invalid UTF-8 (byte {exc.start + 1} of the line); re-encode the file as UTF-8"
+    if not text.strip():
+        return None, None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, json_error_reason(exc, text)
+    except RecursionError:
+        return None, NESTED_TOO_DEEPLY
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        return None, f"invalid JSON: {exc}"
+    if not isinstance(obj, dict):
+        return None, f"expected a JSON object per line, got {describe_type(obj)}"
+    return obj, None
 
 
 _WRAPPER = re.compile(r'\{\s*"(data|traces|observations|runs|items|records)"\s*:\s*\[')

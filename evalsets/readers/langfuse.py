@@ -6,7 +6,8 @@ Generations (observations of type GENERATION) carry the prompt the model saw; a 
 contributes its own `input`. Spans, events and other observation types are counted as ignored, and so are
 generations that logged no input at all. Each generation is its own record: a bad one is reported at its JSON
 path and never hides the others of its trace. Inputs logged as JSON text are parsed by the message
-normaliser; text of an unknown JSON shape is refused.
+normaliser; text of an unknown JSON shape is refused. A generation whose input has no user turn (an agent
+loop's later step) continues an earlier generation of its trace (`traces`).
 """
 from __future__ import annotations
 
@@ -25,14 +26,15 @@ from evalsets.readers.base import (
     iter_lines,
 )
 from evalsets.readers.mapping import MISSING, get_path, meta_of, reference_of
-from evalsets.readers.messages import KIND_QUOTED, prompt_from, refuse
+from evalsets.readers.messages import KIND_QUOTED, conversation, refuse
+from evalsets.readers.traces import Read, Refused, Step, resolve, time_ns
 
 GENERATION = "GENERATION"
 
 
 def input_messages(value: Any, where: str) -> list[dict[str, Any]]:
-    """What Langfuse stored as an input, as the prompt: messages, request bodies, text, decorator arguments."""
-    return prompt_from(value, where)
+    """What Langfuse stored as an input, as a conversation: messages, request bodies, text, decorator arguments."""
+    return conversation(value, where)
 
 
 def _meta(obj: dict, ctx: ReadContext, kind: str) -> dict[str, Any]:
@@ -46,7 +48,7 @@ def _meta(obj: dict, ctx: ReadContext, kind: str) -> dict[str, Any]:
     return meta_of(obj, ctx.mapping, meta)
 
 
-def _record(obj: dict, ctx: ReadContext, line: int, kind: str) -> LogRecord | None:
+def _step(obj: dict, ctx: ReadContext, line: int, kind: str, pointer: str, trace: str | None) -> Step | None:
     field = ctx.mapping.prompt_field or "input"
     value = get_path(obj, field)
     if value is MISSING:
@@ -55,13 +57,16 @@ def _record(obj: dict, ctx: ReadContext, line: int, kind: str) -> LogRecord | No
         ctx.ignored["generations that logged no input"] += 1
         return None
     key = obj.get(ctx.mapping.id_field or "id")
-    return LogRecord(
+    source = f"{ctx.name}:{line}" + (f" {ctx.record_path or '$'}{pointer}" if pointer else "")
+    rec = LogRecord(
         key=str(key) if isinstance(key, (str, int)) and key != "" else None,
         messages=input_messages(value, field),
         reference=reference_of(obj, ctx.mapping),
         meta=_meta(obj, ctx, kind),
-        source=f"{ctx.name}:{line}",
+        source=source,
     )
+    return Step(rec, trace, time_ns(obj.get("startTime")), line, f"{pointer}.{field}" if pointer else field,
+                ctx.record_path, obj)
 
 
 def units(obj: dict) -> Iterator[tuple[str, dict, str]]:
@@ -87,32 +92,57 @@ def units(obj: dict) -> Iterator[tuple[str, dict, str]]:
     yield (".trace" if trace is not obj else ""), trace, "trace"
 
 
-def records_of(obj: dict, ctx: ReadContext, line: int) -> Iterator[LogRecord | ReadError]:
+def _trace_of(obj: dict, unit: dict, kind: str, ctx: ReadContext, line: int) -> str | None:
+    """The trace a generation belongs to: its `traceId`, else the trace holding it in this record."""
+    if kind != "generation":
+        return None
+    trace = obj.get("trace") if isinstance(obj.get("trace"), dict) else obj
+    ident = unit.get("traceId") or (trace.get("id") if unit is not obj else None)
+    return str(ident) if ident else f"{line} {ctx.record_path or '$'}"
+
+
+def steps_of(obj: dict, ctx: ReadContext, line: int, only: set[str] | None = None) -> Iterator[Step | Refused | ReadError]:
+    """The LLM calls of one record (`only`: of those traces alone)."""
     field = ctx.mapping.prompt_field or "input"
     for pointer, unit, kind in units(obj):
         if kind.startswith("ignored:"):
             ctx.ignored[kind.removeprefix("ignored:")] += 1
             continue
-        try:
-            rec = _record(unit, ctx, line, kind)
-        except RecordError as exc:
-            yield ctx.refused(line, exc, f"{pointer}.{field}" if pointer else field)
+        trace = _trace_of(obj, unit, kind, ctx, line)
+        if only is not None and trace not in only:
             continue
-        if rec is not None:
-            if pointer:
-                rec.source = f"{ctx.name}:{line} {ctx.record_path or '$'}{pointer}"
-            yield rec
+        try:
+            step = _step(unit, ctx, line, kind, pointer, trace)
+        except RecordError as exc:
+            yield Refused(ctx.refused(line, exc, f"{pointer}.{field}" if pointer else field))
+            continue
+        if step is not None:
+            yield step
 
 
-def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
+def steps(ctx: ReadContext, only: set[str] | None = None) -> Iterator[Step | Refused | ReadError]:
     if base_name(ctx.path).endswith(".csv"):
-        yield from _read_csv(ctx)
+        yield from _read_csv(ctx, only)
         return
     for line, obj, err in iter_json_records(ctx):
         if err is not None:
             yield ctx.error(line, err)
             continue
-        yield from records_of(obj, ctx, line)
+        yield from steps_of(obj, ctx, line, only)
+
+
+def _output(unit: Any) -> Any:
+    return unit.get("output") if isinstance(unit, dict) else None
+
+
+def generations(ctx: ReadContext) -> Iterator[Read]:
+    """Every generation of the file, as its prompt or the reason it has none (`traces.resolve`)."""
+    return resolve(ctx, lambda only: steps(ctx, only), _output)
+
+
+def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
+    for got in generations(ctx):
+        yield got.result
 
 
 def decode_cell(text: str) -> Any:
@@ -125,7 +155,7 @@ def decode_cell(text: str) -> Any:
         return text  # a plain cell (timestamps, ids in some versions)
 
 
-def _read_csv(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
+def _read_csv(ctx: ReadContext, only: set[str] | None) -> Iterator[Step | Refused | ReadError]:
     """Langfuse's CSV export: one trace or observation a row, every cell JSON-encoded."""
     state = {"line": 0}
 
@@ -158,13 +188,13 @@ def _read_csv(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
         field = ctx.mapping.prompt_field or "input"
         raw = dict(zip(header, row)).get(field.split(".")[0], "")
         if raw.strip() == "" or (isinstance(obj.get(field), str) and not obj[field].strip()):
-            yield ctx.refused(start, refuse(f"column {field!r} is empty", "empty prompt"))
+            yield Refused(ctx.refused(start, refuse(f"column {field!r} is empty", "empty prompt")))
             continue
         if not raw.lstrip().startswith(('"', "{", "[", "n")):
-            yield ctx.refused(start, refuse(
+            yield Refused(ctx.refused(start, refuse(
                 f"column {field!r} is not JSON-encoded as Langfuse writes it; read this file with --format csv",
-                KIND_QUOTED))
+                KIND_QUOTED)))
             continue
-        yield from records_of(obj, ctx, start)
+        yield from steps_of(obj, ctx, start, only)
     if header is None:
         yield ctx.error(1, "the file is empty: no header row and no log records")

@@ -4,7 +4,8 @@
 
 LLM runs (`run_type: "llm"`) carry the prompt the model saw: `inputs.messages` (LangChain's list of message
 lists, serialised or plain, or a wrapped client's request), `inputs.input` / `inputs.contents` (Responses,
-Gemini) or `inputs.prompts`. Other runs (chains, tools, retrievers) are counted as ignored, unless
+Gemini) or `inputs.prompts`. An LLM run whose input has no user turn (an agent loop's later step) continues an
+earlier LLM run of its trace (`traces`). Other runs (chains, tools, retrievers) are counted as ignored, unless
 `--prompt-field` names where their prompt is (e.g. `inputs.question`).
 """
 from __future__ import annotations
@@ -23,7 +24,8 @@ from evalsets.readers.base import (
     iter_json_records,
 )
 from evalsets.readers.mapping import MISSING, get_path, meta_of, reference_of
-from evalsets.readers.messages import prompt_from, refuse
+from evalsets.readers.messages import conversation, refuse
+from evalsets.readers.traces import Read, Refused, Step, resolve, time_ns
 
 JSON_COLUMNS = ("inputs", "outputs", "extra", "events", "tags", "serialized")
 
@@ -35,16 +37,16 @@ def llm_messages(inputs: Any) -> list[dict[str, Any]]:
     if isinstance(msgs, list) and msgs and isinstance(msgs[0], list):  # one list per batch element
         if len(msgs) > 1:
             raise refuse(f"inputs.messages holds a batch of {len(msgs)} conversations; only one is supported")
-        return prompt_from(dict(inputs, messages=msgs[0]), "inputs", decode_json=False)
+        return conversation(dict(inputs, messages=msgs[0]), "inputs", decode_json=False)
     if "prompts" in inputs:
         prompts = inputs["prompts"]
         if not isinstance(prompts, list) or len(prompts) != 1 or not isinstance(prompts[0], str):
             raise refuse("inputs.prompts must be a list holding one prompt text")
-        return prompt_from([{"role": "user", "content": prompts[0]}], "inputs.prompts")
+        return conversation([{"role": "user", "content": prompts[0]}], "inputs.prompts")
     if {"messages", "input", "contents"} & set(inputs) or isinstance(inputs.get("prompt"), str):
         if "messages" not in inputs and "contents" not in inputs and isinstance(inputs.get("prompt"), str):
-            return prompt_from(inputs["prompt"], "inputs.prompt", decode_json=False)
-        return prompt_from(inputs if "input" not in inputs or "model" in inputs or "instructions" in inputs
+            return conversation(inputs["prompt"], "inputs.prompt", decode_json=False)
+        return conversation(inputs if "input" not in inputs or "model" in inputs or "instructions" in inputs
                            else {**inputs, "model": None}, "inputs", decode_json=False)
     raise refuse(f"LLM run without inputs.messages or inputs.prompts (fields: {', '.join(list(inputs)[:8])})")
 
@@ -68,14 +70,15 @@ def _meta(run: dict, ctx: ReadContext) -> dict[str, Any]:
     return meta_of(run, ctx.mapping, meta)
 
 
-def to_record(run: dict, ctx: ReadContext, line: int) -> LogRecord | None:
+def to_step(run: dict, ctx: ReadContext, line: int, pointer: str = "") -> Step | None:
+    """The run as an LLM call (its whole input conversation), or None when it is not one."""
     field = ctx.mapping.prompt_field
     if field:
         value = get_path(run, field)
         if value is MISSING:
             ctx.ignored[f"runs without {field}"] += 1
             return None
-        messages = prompt_from(value, field)
+        messages = conversation(value, field)
     else:
         run_type = run.get("run_type")
         if run_type is None:
@@ -85,13 +88,20 @@ def to_record(run: dict, ctx: ReadContext, line: int) -> LogRecord | None:
             return None
         messages = llm_messages(run.get("inputs"))
     key = run.get(ctx.mapping.id_field or "id")
-    return LogRecord(
+    rec = LogRecord(
         key=str(key) if isinstance(key, (str, int)) and key != "" else None,
         messages=messages,
         reference=reference_of(run, ctx.mapping),
         meta=_meta(run, ctx),
         source=f"{ctx.name}:{line}",
     )
+    return Step(rec, _trace_of(run), time_ns(run.get("start_time")), line, pointer, ctx.record_path, run)
+
+
+def _trace_of(run: dict) -> str | None:
+    """The run's trace (its root run), else its parent: where an agent loop's earlier steps are."""
+    ident = run.get("trace_id") or run.get("parent_run_id")
+    return str(ident) if ident else None
 
 
 def merge_payload(obj: dict) -> list[tuple[str, dict]]:
@@ -150,15 +160,31 @@ def _parquet_runs(ctx: ReadContext) -> Iterator[tuple[int, str, dict | None, str
             yield row, "", obj, None
 
 
-def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
+def steps(ctx: ReadContext, only: set[str] | None = None) -> Iterator[Step | Refused | ReadError]:
     for line, pointer, run, err in iter_runs(ctx):
         if err is not None or run is None:
             yield ctx.error(line, err or "not a run")
             continue
-        try:
-            rec = to_record(run, ctx, line)
-        except RecordError as exc:
-            yield ctx.refused(line, exc, pointer or None)
+        if only is not None and _trace_of(run) not in only:
             continue
-        if rec is not None:
-            yield rec
+        try:
+            step = to_step(run, ctx, line, pointer)
+        except RecordError as exc:
+            yield Refused(ctx.refused(line, exc, pointer or None))
+            continue
+        if step is not None:
+            yield step
+
+
+def _outputs(run: Any) -> Any:
+    return run.get("outputs") if isinstance(run, dict) else None
+
+
+def generations(ctx: ReadContext) -> Iterator[Read]:
+    """Every run of the file, as its prompt or the reason it has none (`traces.resolve`)."""
+    return resolve(ctx, lambda only: steps(ctx, only), _outputs)
+
+
+def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
+    for got in generations(ctx):
+        yield got.result

@@ -25,7 +25,7 @@ import json
 import re
 from typing import Any
 
-from evalsets.readers.base import RecordError, describe_type
+from evalsets.readers.base import RecordError, describe_type, loads
 
 ROLES = {
     "user": "user", "human": "user", "humanmessage": "user", "humanmessagechunk": "user",
@@ -81,16 +81,34 @@ def normalise_messages(raw: Any, what: str = "messages") -> list[dict[str, Any]]
         raise refuse(f"{what} is empty", KIND_EMPTY)
     out: list[dict[str, Any]] = []
     for i, m in enumerate(raw):
-        # the common case first: a plain {"role", "content": text} message
-        if type(m) is dict and len(m) == 2 and type(m.get("content")) is str and type(m.get("role")) is str:
+        # the common cases first: {"role", "content": text} and OTel's {"role", "parts": [text parts]}
+        if type(m) is dict and len(m) == 2 and type(m.get("role")) is str:
             role = ROLES.get(m["role"].lower())
             if role is not None and role not in ("tool", "function"):
-                out.append({"role": role, "content": m["content"]})
-                continue
+                if type(m.get("content")) is str:
+                    out.append({"role": role, "content": m["content"]})
+                    continue
+                text = _text_parts(m.get("parts"))
+                if text is not None:
+                    out.append({"role": role, "content": text})
+                    continue
         _append(out, _item(m, f"{what}[{i}]"))
     if not out:
         raise refuse(f"{what} holds no messages", KIND_EMPTY)
     return out
+
+
+def _text_parts(parts: Any) -> str | None:
+    """OTel text parts (`[{"type": "text", "content"}]`) as one text, as `_parts` would join them; None for
+    any other shape (the general path handles it)."""
+    if type(parts) is not list or not parts:
+        return None
+    texts = []
+    for p in parts:
+        if type(p) is not dict or len(p) != 2 or p.get("type") != "text" or type(p.get("content")) is not str:
+            return None
+        texts.append(p["content"])
+    return texts[0] if len(texts) == 1 else "\n\n".join(texts)
 
 
 def normalise_message(m: Any, where: str) -> dict[str, Any]:
@@ -130,7 +148,7 @@ def _text(value: str, where: str, decode_json: bool) -> list[dict[str, Any]]:
         raise refuse(f"{where} is empty", KIND_EMPTY)
     if decode_json and _JSON_START.match(value):
         try:
-            decoded = json.loads(value)
+            decoded = loads(value)
         except ValueError:
             decoded = None  # text that merely starts like JSON
         else:
@@ -257,6 +275,9 @@ def _gemini_contents(contents: Any, where: str) -> list[Any]:
 def _system_messages(system: Any, where: str) -> list[dict[str, Any]]:
     if isinstance(system, str):
         return [{"role": "system", "content": system}] if system.strip() else []
+    text = _text_parts(system)  # OTel's gen_ai.system_instructions
+    if text is not None:
+        return [{"role": "system", "content": text}] if text else []
     if isinstance(system, dict):  # a Gemini Content or one part
         parts = system.get("parts") if isinstance(system.get("parts"), list) else [system]
     elif isinstance(system, list):
@@ -539,3 +560,40 @@ def conversation_text(messages: list[dict[str, Any]]) -> str:
 
 def count_user_turns(messages: list[dict[str, Any]]) -> int:
     return sum(1 for m in messages if m.get("role") == "user")
+
+
+def reply_messages(output: Any) -> list[dict[str, Any]]:
+    """The assistant turn (text, tool calls) that a logged output holds, in the conversation's shape, to
+    rebuild an agent loop from its steps; [] when the output is absent or of no known shape."""
+    value = output
+    if isinstance(value, str):
+        if value.lstrip()[:1] in ("{", "["):
+            try:
+                value = loads(value)
+            except ValueError:
+                pass
+        if isinstance(value, str):
+            return [{"role": "assistant", "content": value}] if value.strip() else []
+    if isinstance(value, dict):
+        if isinstance(value.get("choices"), list) and value["choices"] and isinstance(value["choices"][0], dict):
+            value = value["choices"][0].get("message") or {}  # chat completions
+        elif isinstance(value.get("output"), list):  # Responses
+            value = value["output"]
+        elif isinstance(value.get("candidates"), list) and value["candidates"] \
+                and isinstance(value["candidates"][0], dict):  # Gemini
+            value = {"role": "model", **(value["candidates"][0].get("content") or {})}
+        elif isinstance(value.get("generations"), list) and value["generations"]:  # LangChain LLMResult
+            gen = value["generations"][0]
+            gen = gen[0] if isinstance(gen, list) and gen else gen
+            value = (gen.get("message") or gen.get("text")) if isinstance(gen, dict) else None
+            if isinstance(value, str):
+                return [{"role": "assistant", "content": value}]
+        if isinstance(value, dict) and "role" not in value and ("content" in value or "tool_calls" in value):
+            value = {"role": "assistant", **value}
+    if value is None:
+        return []
+    try:
+        msgs = _any(value, "output", True)
+    except (RecordError, RecursionError):
+        return []
+    return [m for m in msgs if m["role"] in ("assistant", "tool")]

@@ -11,15 +11,22 @@ message.*`, flattened or as a list), the Vercel AI SDK (`ai.prompt.messages`), t
 """
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
-from evalsets.readers.base import LogRecord, ReadContext, ReadError, RecordError, iter_json_records
+from evalsets.readers.base import (
+    LogRecord,
+    ReadContext,
+    ReadError,
+    RecordError,
+    iter_json_records,
+    loads,
+)
 from evalsets.readers.mapping import MISSING, get_path, meta_of, reference_of
-from evalsets.readers.messages import prompt_from, refuse
+from evalsets.readers.messages import conversation, refuse
+from evalsets.readers.traces import Read, Refused, Step, resolve, time_ns
 
 LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
 PARAMS = ("temperature", "top_p", "top_k", "max_tokens", "frequency_penalty", "presence_penalty", "seed",
@@ -56,13 +63,12 @@ def otlp_attributes(attrs: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if isinstance(attrs, list):
         for a in attrs:
-            if type(a) is not dict:
-                continue
-            v = a.get("value")
-            if type(v) is dict and "stringValue" in v:  # most attributes: skip the general decoding
-                out[a.get("key")] = v["stringValue"]
-            else:
-                out[a.get("key")] = any_value(v)
+            try:  # the common case: {"key", "value": {"stringValue"}}, without the general decoding
+                v = a["value"]
+                out[a["key"]] = v["stringValue"] if "stringValue" in v else any_value(v)
+            except (KeyError, TypeError):  # a key or value missing, or not objects
+                if type(a) is dict:
+                    out[a.get("key")] = any_value(a.get("value"))
     return out
 
 
@@ -105,7 +111,7 @@ def _otlp_span(sp: dict) -> dict[str, Any]:
             "events": [{"name": e.get("name"), "attributes": otlp_attributes(e.get("attributes")),
                         "body": any_value(e.get("body"))} for e in events if isinstance(e, dict)] if events else [],
             "trace_id": sp.get("traceId"), "span_id": sp.get("spanId"),
-            "start_ns": _ns(sp.get("startTimeUnixNano")), "end_ns": _ns(sp.get("endTimeUnixNano"))}
+            "start_ns": time_ns(sp.get("startTimeUnixNano")), "end_ns": time_ns(sp.get("endTimeUnixNano"))}
 
 
 def _flat_span(sp: dict) -> dict[str, Any]:
@@ -123,34 +129,14 @@ def _flat_span(sp: dict) -> dict[str, Any]:
                         "body": e.get("body")} for e in sp.get("events") or [] if isinstance(e, dict)],
             "trace_id": ctx.get("traceId") or ctx.get("trace_id") or sp.get("context.trace_id") or sp.get("traceId"),
             "span_id": ctx.get("spanId") or ctx.get("span_id") or sp.get("context.span_id") or sp.get("spanId"),
-            "start_ns": _ns(sp.get("startTime", sp.get("start_time", sp.get("startTimeUnixNano")))),
-            "end_ns": _ns(sp.get("endTime", sp.get("end_time", sp.get("endTimeUnixNano"))))}
-
-
-def _ns(v: Any) -> int | None:
-    """A span time in nanoseconds: OTLP's nanosecond string, JS SDK's [seconds, nanoseconds], ISO text."""
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, (int, float)):
-        return int(v)
-    if isinstance(v, str) and v.isdigit():
-        return int(v)
-    if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
-        return int(v[0] * 1_000_000_000 + v[1])
-    if isinstance(v, str):
-        from datetime import datetime
-
-        try:
-            return int(datetime.fromisoformat(v).timestamp() * 1_000_000_000)
-        except ValueError:
-            return None
-    return None
+            "start_ns": time_ns(sp.get("startTime", sp.get("start_time", sp.get("startTimeUnixNano")))),
+            "end_ns": time_ns(sp.get("endTime", sp.get("end_time", sp.get("endTimeUnixNano"))))}
 
 
 # --- the LLM call in a span -------------------------------------------------------------------------------
 
 
-_INDEXED = re.compile(r"^(gen_ai\.prompt|llm\.input_messages)\.(\d+)\.(.+)$")
+_INDEXED = re.compile(r"^(gen_ai\.prompt|gen_ai\.completion|llm\.input_messages|llm\.output_messages)\.(\d+)\.(.+)$")
 
 
 def _indexed(attrs: dict, prefix: str) -> list[dict[str, Any]]:
@@ -256,7 +242,7 @@ def _parsed_instructions(text: str) -> Any:
     """Parsed once per distinct text: an application sends the same few system prompts on every call.
     The result is only read (the normaliser builds new messages from it)."""
     try:
-        return json.loads(text)
+        return loads(text)
     except ValueError:
         return text
 
@@ -308,7 +294,7 @@ def span_meta(span: dict) -> dict[str, Any]:
     inv = a.get("llm.invocation_parameters")
     if isinstance(inv, str):
         try:
-            inv = json.loads(inv)
+            inv = loads(inv)
         except ValueError:
             inv = None
     if isinstance(inv, dict):
@@ -320,24 +306,40 @@ def span_meta(span: dict) -> dict[str, Any]:
     return meta
 
 
-def to_record(span: dict, ctx: ReadContext, source: str) -> LogRecord | None:
+def to_step(span: dict, ctx: ReadContext, line: int, pointer: str, source: str) -> Step | None:
+    """The span as an LLM call (its whole input conversation), or None when it is not one."""
     field = ctx.mapping.prompt_field
     if field:
         value = get_path(span, field)
         if value is MISSING:
             ctx.ignored[f"spans without {field}"] += 1
             return None
-        messages = prompt_from(value, field)
+        messages = conversation(value, field)
     else:
         found = llm_input(span)
         if found is None:
             ctx.ignored["spans that are not LLM calls"] += 1
             return None
         attr, value, system = found
-        messages = prompt_from(value, attr, system=system)
+        messages = conversation(value, attr, system=system)
     key = span.get("span_id")
-    return LogRecord(key=str(key) if key else None, messages=messages, reference=reference_of(span, ctx.mapping),
-                     meta=meta_of(span, ctx.mapping, span_meta(span)), source=source)
+    rec = LogRecord(key=str(key) if key else None, messages=messages, reference=reference_of(span, ctx.mapping),
+                    meta=meta_of(span, ctx.mapping, span_meta(span)), source=source)
+    trace = span.get("trace_id")
+    return Step(rec, str(trace) if trace else None, span.get("start_ns"), line, pointer, ctx.record_path, span)
+
+
+def output_value(span: Any) -> Any:
+    """What the span logged as the model's answer (messages, text), for rebuilding an agent loop."""
+    a = (span.get("attributes") or {}) if isinstance(span, dict) else {}
+    for k in ("gen_ai.output.messages", "gen_ai.completion", "output.value", "ai.response.text"):
+        if a.get(k) not in (None, ""):
+            return a[k]
+    if any(k.startswith("llm.output_messages.") for k in a):
+        return [_openinference_message(m) for m in _indexed(a, "llm.output_messages")]
+    if any(k.startswith("gen_ai.completion.") for k in a):
+        return _indexed(a, "gen_ai.completion")
+    return None
 
 
 def iter_spans(ctx: ReadContext) -> Iterator[tuple[int, str, dict | None, str | None]]:
@@ -350,17 +352,35 @@ def iter_spans(ctx: ReadContext) -> Iterator[tuple[int, str, dict | None, str | 
             yield line, pointer, span, None
 
 
-def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
-    for line, pointer, span, err in iter_spans(ctx):
-        if err is not None or span is None:
-            yield ctx.error(line, err or "not a span")
+def steps(ctx: ReadContext, only: set[str] | None = None) -> Iterator[Step | Refused | ReadError]:
+    for line, obj, err in iter_json_records(ctx):
+        if err is not None:
+            yield ctx.error(line, err)
+            continue
+        yield from _record_steps(ctx, line, obj, only)
+
+
+def _record_steps(ctx: ReadContext, line: int, obj: dict, only: set[str] | None) \
+        -> Iterator[Step | Refused | ReadError]:
+    for pointer, span in spans_of(obj):
+        if only is not None and str(span.get("trace_id")) not in only:
             continue
         where = f"{ctx.record_path or '$'}{pointer}"
         source = f"{ctx.name}:{line}" + (f" {where}" if where != "$" else "")
         try:
-            rec = to_record(span, ctx, source)
+            step = to_step(span, ctx, line, pointer, source)
         except RecordError as exc:
-            yield ctx.refused(line, exc, pointer or None)
+            yield Refused(ctx.refused(line, exc, pointer or None))
             continue
-        if rec is not None:
-            yield rec
+        if step is not None:
+            yield step
+
+
+def generations(ctx: ReadContext) -> Iterator[Read]:
+    """Every LLM call of the file, as its prompt or the reason it has none (`traces.resolve`)."""
+    return resolve(ctx, lambda only: steps(ctx, only), output_value)
+
+
+def read(ctx: ReadContext) -> Iterator[LogRecord | ReadError]:
+    for got in generations(ctx):
+        yield got.result
