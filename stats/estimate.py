@@ -59,15 +59,33 @@ def resample_counts(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray
 
 def resampled_sums(x: np.ndarray, n_boot: int, seed: int = 0, *, budget: int = 4_000_000) -> np.ndarray:
     """Bootstrap sums of the rows of `x` (units × p, or a vector): (n_boot, p) totals over n_boot resamples
-    of its units with replacement. Chunked so that at most about `budget` multiplicities exist at once: the
-    resample matrix (n_boot × units) is never held whole, whatever the number of units."""
+    of its units with replacement.
+
+    Units with identical rows are interchangeable, so a resample's sums depend only on how many of its n draws
+    land on each distinct row: when the rows take few distinct values (verdict cells, per-unit coincidences),
+    those counts are drawn directly as multinomial(n, share of each distinct row), the same distribution as
+    drawing units, at a cost independent of n. Otherwise resamples are drawn in chunks of at most about
+    `budget` multiplicities, so the n_boot × units resample matrix is never held whole."""
     x = np.asarray(x, float)
     vec = x.ndim == 1
     x2 = x[:, None] if vec else x
     n = x2.shape[0]
     rng = np.random.default_rng(seed)
-    chunk = max(1, min(n_boot, budget // max(n, 1)))
     out = np.empty((n_boot, x2.shape[1]))
+    if n == 0:
+        out[:] = 0.0
+        return out[:, 0] if vec else out
+    distinct, inverse = np.unique(x2, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    k = distinct.shape[0]
+    if k <= max(64, n // 8):
+        share = np.bincount(inverse, minlength=k) / n
+        chunk = max(1, min(n_boot, budget // k))
+        for start in range(0, n_boot, chunk):
+            b = min(chunk, n_boot - start)
+            out[start:start + b] = rng.multinomial(n, share, size=b) @ distinct
+        return out[:, 0] if vec else out
+    chunk = max(1, min(n_boot, budget // max(n, 1)))
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         out[start:start + b] = resample_counts(rng, n, b) @ x2
