@@ -29,7 +29,7 @@ import numpy as np
 from sqlmodel import Session, select
 
 from judging.rubric import Rubric, store_rubric
-from judging.runs import select_runs
+from judging.selection import select_runs
 from judging.verdicts import PAIRWISE_SCORES
 from storage.errors import InputError
 from storage.hashing import file_hash
