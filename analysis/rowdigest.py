@@ -101,7 +101,7 @@ def _column(name: str, values: tuple, digest: Any) -> np.ndarray:
     table = np.empty((len(uniques), 2), np.uint64)
     prefix = name.encode() + b"\x00"
     for k, u in enumerate(uniques):
-        text = repr(None if u is None or u != u else u).encode()
+        text = repr(None if u is None or (isinstance(u, float) and np.isnan(u)) else u).encode()
         digest.update(b"\x1f" + text)
         table[k] = np.frombuffer(hashlib.sha256(prefix + text).digest()[:16], ">u8")
     digest.update(np.asarray(codes, np.int64).tobytes())
