@@ -167,11 +167,9 @@ def read_columns(session: Session, stmt: Any, kinds: str, chunk: int = 50_000) -
     "c" categorical text → (int32 codes, list of names; None is a name too)."""
     parts: list[list[Any]] = [[] for _ in kinds]
     names: list[dict[Any, int]] = [{} for _ in kinds]
-    result = session.connection().execute(stmt)
-    while True:
-        rows = result.fetchmany(chunk)
-        if not rows:
-            break
+    from storage.stream import stream_rows
+
+    for rows in stream_rows(session, stmt, chunk):
         for k, (kind, col) in enumerate(zip(kinds, zip(*rows))):
             if kind == "i":
                 parts[k].append(np.fromiter(col, np.int64, len(col)))

@@ -19,6 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
+from storage.stream import stream_rows
+
 CHUNK = 20_000
 _SEEDS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F], np.uint64)
 
@@ -113,19 +115,13 @@ def streamed_rowset(session: Session, model: Any, where: ColumnElement[bool] | N
     stmt = select(table).order_by(table.c.id)
     if where is not None:
         stmt = stmt.where(where)
-    conn = session.connection()
-    # the driver's own values: the ORM's type processing (dates, JSON) would cost more than the hashing
-    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     names = [c.name for c in table.columns]
     id_pos = names.index("id")
-    result = conn.exec_driver_sql(sql)
     ids_parts, dig_parts = [], []
     content = hashlib.sha256()
     with np.errstate(over="ignore"):
-        while True:
-            rows = result.fetchmany(CHUNK)
-            if not rows:
-                break
+        # the driver's own values: the ORM's type processing (dates, JSON) would cost more than the hashing
+        for rows in stream_rows(session, stmt, CHUNK):
             cols = list(zip(*rows))
             h = np.empty((len(rows), 2), np.uint64)
             h[:] = _SEEDS
