@@ -158,6 +158,15 @@ class OutputIndex(Mapping):
     def __len__(self) -> int:
         return int(self._out.size)
 
+    def lookup(self, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows, columns and a found-mask for many output ids at once."""
+        if not self._out.size or not outputs.size:
+            z = np.zeros(outputs.size, np.int64)
+            return z, z, np.zeros(outputs.size, bool)
+        k = np.minimum(np.searchsorted(self._out, outputs), self._out.size - 1)
+        found = self._out[k] == outputs
+        return self._rows[k], self._cols[k], found
+
     def items(self):  # type: ignore[override]
         return zip(self._out.tolist(), zip(self._rows.tolist(), self._cols.tolist()))
 
@@ -282,7 +291,8 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
     )
     latest_label: dict[tuple[int, int, str], Any] = {}
     for lab in label_rows:
-        latest_label[(lab[0], lab[1], lab[2])] = lab
+        latest_label[(lab[0], lab[1], lab[2])] = tuple(lab)
+    label_list = list(latest_label.values())
     names = {a.id: a.name for a in session.exec(select(Annotator))}
     assigned = {(a, u) for a, u in session.exec(select(GoldenAssignment.annotator_id, GoldenAssignment.golden_unit_id))}
     golden = {g.id: g for g in session.exec(
@@ -314,18 +324,27 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
         calib = np.zeros(shape, bool)
         strata = np.full(shape, "", dtype=object)
         prob = np.full(shape, np.nan)
-        outside = total = 0
-        for (ann, out, crit_id), lab in latest_label.items():
-            if crit_id != cid_ or lab.skipped or lab.verdict is None or out not in study.output_index:
-                continue
-            r, c = study.output_index[out]
-            v = code_of(crit, lab.verdict, lab.score)
-            if not np.isfinite(v):
-                continue
-            total += 1
-            humans.setdefault(names.get(ann, f"annotator {ann}"), np.full(shape, np.nan))[r, c] = v
-            unit = golden.get(lab.golden_unit_id) if lab.golden_unit_id else None
-            if unit is not None and (ann, unit.id) in assigned:
+        outside = 0
+        labs = [lab for lab in label_list if lab[2] == cid_ and not lab[3] and lab[4] is not None]
+        ann_ = np.array([lab[0] for lab in labs], np.int64)
+        r_all, c_all, found = study.output_index.lookup(np.array([lab[1] for lab in labs], np.int64))
+        vnames: dict[Any, int] = {}
+        vcodes = np.array([vnames.setdefault(lab[4], len(vnames)) for lab in labs], np.int64)
+        v_all = _codes_of(crit, list(vnames), vcodes, np.array([lab[5] for lab in labs], dtype=float))
+        ok = found & np.isfinite(v_all)
+        total = int(ok.sum())
+        for a_id in np.unique(ann_[ok]).tolist():
+            m = ok & (ann_ == a_id)
+            name = names.get(a_id, f"annotator {a_id}")
+            if name not in humans:
+                humans[name] = np.full(shape, np.nan)
+            humans[name][r_all[m], c_all[m]] = v_all[m]
+        usable = np.zeros(len(labs), bool)
+        for k in np.nonzero(ok)[0].tolist():
+            lab = labs[k]
+            r, c = int(r_all[k]), int(c_all[k])
+            unit = golden.get(lab[6]) if lab[6] else None
+            if unit is not None and (lab[0], unit.id) in assigned:
                 sel = unit.selection or {}
                 if unit.stratum and sel.get("judge_run_id"):
                     key = (sel["judge_run_id"], sel.get("criterion"), sel.get("strategy", "stratified"))
@@ -334,14 +353,15 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
                     strata[r, c] = unit.stratum
                 if unit.inclusion_prob is not None:
                     prob[r, c] = unit.inclusion_prob
-            elif lab.inclusion_prob is not None:
-                prob[r, c] = lab.inclusion_prob
+            elif lab[7] is not None:
+                prob[r, c] = lab[7]
             else:
                 outside += 1
                 continue
-            calib[r, c] = True
-            sums[r, c] += v
-            counts[r, c] += 1
+            usable[k] = True
+        calib[r_all[usable], c_all[usable]] = True
+        np.add.at(sums, (r_all[usable], c_all[usable]), v_all[usable])
+        np.add.at(counts, (r_all[usable], c_all[usable]), 1)
         # population strata for candidates whose golden units came from a stratified draw
         for key, mapping in strata_cache.items():
             for out, (r, c) in study.output_index.items():
