@@ -46,11 +46,16 @@ def percentile_interval(value: float, draws: np.ndarray, n: int, method: str) ->
     return Estimate(float(value), float(lo), float(hi), int(n), method)
 
 
+def bootstrap_rng(seed: int | np.random.SeedSequence) -> np.random.Generator:
+    """The generator every bootstrap draws from: SFC64 (seeded, reproducible) draws bounded integers about three
+    times faster than the default PCG64, and a large bootstrap is mostly drawing integers."""
+    return np.random.Generator(np.random.SFC64(seed))
+
+
 def resample_counts(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
     """(n_boot, n) multiplicities of a nonparametric bootstrap: each row is one resample of n units with
     replacement, as counts, so that any statistic linear in per-unit terms becomes one matrix product."""
-    dtype = np.uint16 if n <= 65535 else np.int64
-    idx = rng.integers(0, n, size=(n_boot, n), dtype=dtype)
+    idx = rng.integers(0, n, size=(n_boot, n), dtype=np.uint32 if n < 2**32 else np.int64)
     out = np.empty((n_boot, n))
     for r in range(n_boot):  # row by row: each count vector stays in cache
         out[r] = np.bincount(idx[r], minlength=n)
@@ -70,7 +75,7 @@ def resampled_sums(x: np.ndarray, n_boot: int, seed: int = 0, *, budget: int = 4
     vec = x.ndim == 1
     x2 = x[:, None] if vec else x
     n = x2.shape[0]
-    rng = np.random.default_rng(seed)
+    rng = bootstrap_rng(seed)
     out = np.empty((n_boot, x2.shape[1]))
     if n == 0:
         out[:] = 0.0

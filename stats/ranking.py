@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stats.estimate import Estimate, percentile_interval, resample_counts, resampled_sums
+from stats.estimate import Estimate, bootstrap_rng, percentile_interval, resample_counts, resampled_sums
 
 
 def bootstrap_item_means(z: np.ndarray, *, n_boot: int = 10_000, seed: int = 0, chunk: int = 500) -> np.ndarray:
@@ -31,7 +31,7 @@ def bootstrap_item_means(z: np.ndarray, *, n_boot: int = 10_000, seed: int = 0, 
 
     def run(k: int) -> None:
         b = min(chunk, n_boot - starts[k])
-        w = resample_counts(np.random.default_rng(seeds[k]), n, b)
+        w = resample_counts(bootstrap_rng(seeds[k]), n, b)
         sums = w @ zt
         with np.errstate(invalid="ignore", divide="ignore"):
             out[:, starts[k]:starts[k] + b] = (sums / (w @ okt) if okt is not None else sums / n).T
