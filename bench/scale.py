@@ -6,11 +6,14 @@
    sample), 10,000 paired bootstrap resamples over items.
 3. `judgments import` of a 100,000-row JSONL file.
 
-Each measured step runs in its own process, so its peak resident memory (ru_maxrss, Python and libraries
-included) is its own; seeding is not timed.
+Each measured step runs in its own process; its peak resident memory (ru_maxrss from wait4, Python and
+libraries included) is its own. "seconds" is the step itself, inside the process; "process" adds interpreter
+start-up and imports. Seeding is not timed. Targets: agreement < 5 s and < 400 MB, rank < 10 s and < 1 GB,
+import < 10 s.
 
-Run: .venv/bin/python bench/scale.py [--database-url postgresql+psycopg://127.0.0.1/ownbench_bench]
-     (default: a SQLite file in a temporary directory)
+Run: .venv/bin/python bench/scale.py --backend sqlite|postgres|both [--scale 0.1] [--steps agreement,rank,import]
+     (SQLite: a file in a temporary directory; PostgreSQL: a database ownbench_scale_bench, dropped and created
+     on the server of --postgres-url, default postgres@127.0.0.1:5432)
 """
 from __future__ import annotations
 
