@@ -108,7 +108,13 @@ def seed(url: str, name: str, items: int, candidates: int, golden: int, annotato
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    """This process's own peak RSS: VmHWM belongs to the address space exec created. (ru_maxrss, from getrusage or
+    wait4, keeps the peak of the process that forked it, here the seeding parent, on Linux.)"""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def step(url: str, what: str, ids: dict, path: str | None) -> dict:
@@ -165,12 +171,12 @@ def _postgres_url(base: str) -> str:
 
 
 def _run_step(url: str, what: str, ids: dict, path: Path) -> dict:
-    """One measured step in a child process; its own peak RSS from wait4 (the child's rusage alone)."""
+    """One measured step in a child process, which reports its own peak RSS (see `_peak_mb`)."""
     cmd = [sys.executable, __file__, "--database-url", url, "--step", what, "--ids", json.dumps(ids), "--file", str(path)]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
-        _, status, rusage = os.wait4(proc.pid, 0)  # this child's own resource usage
+        _, status = os.waitpid(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -180,7 +186,6 @@ def _run_step(url: str, what: str, ids: dict, path: Path) -> dict:
         sys.exit(f"{what} failed:\n{stderr}")
     res = json.loads(stdout.strip().splitlines()[-1])
     res["process_seconds"] = round(wall, 2)  # interpreter start and imports included
-    res["peak_rss_mb"] = round(rusage.ru_maxrss / 1024)  # kB on Linux
     return res
 
 
