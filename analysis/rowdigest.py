@@ -74,28 +74,52 @@ def _salt(name: str) -> np.ndarray:
     return np.frombuffer(hashlib.sha256(name.encode()).digest()[:16], ">u8").astype(np.uint64)
 
 
+def _numbers(first: Any, values: tuple) -> np.ndarray | None:
+    """A numeric column as an array without per-value type inference; None when values are mixed or NULL."""
+    kind = np.bool_ if isinstance(first, bool) else np.int64 if isinstance(first, int) else (
+        np.float64 if isinstance(first, float) else None)
+    if kind is None:
+        return None
+    try:
+        arr = np.fromiter(values, kind, len(values))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if kind is not np.float64 and any(type(v) is not type(first) for v in values):
+        return None  # e.g. ints among bools: the general path keeps them apart
+    return arr
+
+
 def _column(name: str, values: tuple, digest: Any) -> np.ndarray:
     """(rows, 2) uint64 hashes of one column's values in a chunk; feeds the values' exact bytes to `digest`."""
     salt = _salt(name)
     digest.update(b"\x1e" + name.encode())
     first = next((v for v in values if v is not None), None)
+    if first is None:  # all NULL (unused optional columns): the general path's result, without its work
+        text = repr(None).encode()
+        digest.update(b"\x1f" + text)
+        digest.update(np.zeros(len(values), np.int64).tobytes())
+        row = np.frombuffer(hashlib.sha256(name.encode() + b"\x00" + text).digest()[:16], ">u8").astype(np.uint64)
+        return np.broadcast_to(row, (len(values), 2)).copy()
     if isinstance(first, (datetime, date)):  # PostgreSQL's driver returns dates as objects, SQLite as text
         values = tuple(None if v is None else v.isoformat() for v in values)
     elif isinstance(first, (dict, list)):  # JSON columns: PostgreSQL's driver returns them parsed
         values = tuple(None if v is None else json.dumps(v, sort_keys=True, default=str) for v in values)
-    arr = np.asarray(values) if first is not None and not isinstance(first, bytes) else None
+    arr = _numbers(first, values)
+    if arr is None and not isinstance(first, bytes):
+        arr = np.asarray(values)
     if arr is not None and arr.dtype.kind in "iufb":
         bits = arr.astype(np.float64 if arr.dtype.kind == "f" else np.int64).view(np.uint64)
         digest.update(arr.dtype.kind.encode() + bits.tobytes())
         return np.stack([_mix(bits ^ salt[0]), _mix(bits ^ salt[1])], axis=1)
     if arr is not None and arr.dtype.kind == "U" and arr.itemsize <= 256:
-        # short text (dates, hashes, verdicts): one vectorised pass per character position
-        codes = arr.view(np.uint32).reshape(arr.size, -1).astype(np.uint64)
-        digest.update(b"U" + codes.astype(np.uint32).tobytes())
-        h = np.broadcast_to(salt, (arr.size, 2)).copy()
+        # short text (dates, hashes, verdicts): one vectorised pass per character position, over distinct values
+        digest.update(b"U" + arr.view(np.uint32).tobytes())
+        uniq, inverse = np.unique(arr, return_inverse=True)
+        codes = uniq.view(np.uint32).reshape(uniq.size, -1).astype(np.uint64)
+        h = np.broadcast_to(salt, (uniq.size, 2)).copy()
         for pos in range(codes.shape[1]):
             h = _mix(h ^ codes[:, pos:pos + 1])
-        return h
+        return h[inverse.reshape(-1)]
     # anything else (NULLs among values, JSON, long text): each distinct value hashed once
     import pandas as pd
 
