@@ -74,19 +74,17 @@ def _salt(name: str) -> np.ndarray:
     return np.frombuffer(hashlib.sha256(name.encode()).digest()[:16], ">u8").astype(np.uint64)
 
 
-def _numbers(first: Any, values: tuple) -> np.ndarray | None:
+def _numbers(values: tuple) -> np.ndarray | None:
     """A numeric column as an array without per-value type inference; None when values are mixed or NULL."""
-    kind = np.bool_ if isinstance(first, bool) else np.int64 if isinstance(first, int) else (
-        np.float64 if isinstance(first, float) else None)
+    types = set(map(type, values))
+    kind = {frozenset({bool}): np.bool_, frozenset({int}): np.int64, frozenset({float}): np.float64,
+            frozenset({int, float}): np.float64}.get(frozenset(types))
     if kind is None:
         return None
     try:
-        arr = np.fromiter(values, kind, len(values))
-    except (TypeError, ValueError, OverflowError):
+        return np.fromiter(values, kind, len(values))
+    except OverflowError:  # beyond int64: the general path
         return None
-    if kind is not np.float64 and any(type(v) is not type(first) for v in values):
-        return None  # e.g. ints among bools: the general path keeps them apart
-    return arr
 
 
 def _column(name: str, values: tuple, digest: Any) -> np.ndarray:
@@ -104,7 +102,7 @@ def _column(name: str, values: tuple, digest: Any) -> np.ndarray:
         values = tuple(None if v is None else v.isoformat() for v in values)
     elif isinstance(first, (dict, list)):  # JSON columns: PostgreSQL's driver returns them parsed
         values = tuple(None if v is None else json.dumps(v, sort_keys=True, default=str) for v in values)
-    arr = _numbers(first, values)
+    arr = _numbers(values)
     if arr is None and not isinstance(first, bytes):
         arr = np.asarray(values)
     if arr is not None and arr.dtype.kind in "iufb":
