@@ -112,7 +112,10 @@ def _column(name: str, values: tuple, digest: Any) -> np.ndarray:
     if arr is not None and arr.dtype.kind == "U" and arr.itemsize <= 256:
         # short text (dates, hashes, verdicts): one vectorised pass per character position, over distinct values
         digest.update(b"U" + arr.view(np.uint32).tobytes())
-        uniq, inverse = np.unique(arr, return_inverse=True)
+        if arr.size and (arr == arr[0]).all():  # one value throughout (hashes, the judge, the criterion): no sort needed
+            uniq, inverse = arr[:1], np.zeros(arr.size, np.intp)
+        else:
+            uniq, inverse = np.unique(arr, return_inverse=True)
         codes = uniq.view(np.uint32).reshape(uniq.size, -1).astype(np.uint64)
         h = np.broadcast_to(salt, (uniq.size, 2)).copy()
         for pos in range(codes.shape[1]):
