@@ -19,7 +19,7 @@ def stream_rows(session: Session, stmt: Any, chunk: int = 50_000) -> Iterator[li
     sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     raw = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
-        cur = raw.cursor(name=f"ownbench_stream_{next(_names)}")  # type: ignore[union-attr]
+        cur = raw.cursor(name=f"ownbench_stream_{next(_names)}", binary=True)  # type: ignore[union-attr]
         cur.itersize = chunk
     else:
         cur = raw.cursor()  # type: ignore[union-attr]
