@@ -5,6 +5,8 @@ JSON). The set's SHA-256 covers the exact bytes of every value, column by column
 id and row digest in id order; so a changed, added or deleted row changes it. Each row also gets a 128-bit
 digest mixed (splitmix64, vectorised) from its columns' values, whose first 4 bytes are the row's fingerprint,
 as in format 1: they only locate which rows changed. CHUNK is part of the format: changing it changes digests.
+Timestamps are digested as the driver gives them on SQLite (text) and as exact microseconds since the epoch on
+PostgreSQL, so a digest is comparable only on the backend that made it (as the row ids are).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from datetime import date, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Date, DateTime, cast, extract, func, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
@@ -137,7 +139,13 @@ def _column(name: str, values: tuple, digest: Any) -> np.ndarray:
 
 def streamed_rowset(session: Session, model: Any, where: ColumnElement[bool] | None) -> StreamedRowSet:
     table = model.__table__
-    stmt = select(table).order_by(table.c.id)
+    columns: list[Any] = list(table.columns)
+    if session.connection().dialect.name == "postgresql":
+        # timestamps as exact microseconds since the epoch, computed by the server: a million datetime objects
+        # and their isoformat() cost seconds (SQLite's driver already hands them over as text)
+        columns = [cast(func.round(extract("epoch", c) * 1_000_000), BigInteger).label(c.name)
+                   if issubclass(c.type._type_affinity, (DateTime, Date)) else c for c in columns]
+    stmt = select(*columns).order_by(table.c.id)
     if where is not None:
         stmt = stmt.where(where)
     names = [c.name for c in table.columns]
