@@ -186,7 +186,9 @@ def read_columns(session: Session, stmt: Any, kinds: str, chunk: int = 50_000) -
                 parts[k].append(np.array(col, dtype=float))
             else:
                 seen = names[k]
-                parts[k].append(np.fromiter((seen.setdefault(v, len(seen)) for v in col), np.int32, len(col)))
+                for v in dict.fromkeys(col):  # the chunk's distinct values, in order of first appearance
+                    seen.setdefault(v, len(seen))
+                parts[k].append(np.fromiter(map(seen.__getitem__, col), np.int32, len(col)))
     out: list[Any] = []
     for k, kind in enumerate(kinds):
         arr = np.concatenate(parts[k]) if parts[k] else np.zeros(0, np.int32 if kind == "c" else
