@@ -12,6 +12,7 @@ Rules applied here, once, so every report counts the same way:
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,7 +127,85 @@ class StudyData:
     candidates: list[CandidateInfo]
     item_ids: list[int]
     criteria: dict[str, CriterionData] = field(default_factory=dict)
-    output_index: dict[int, tuple[int, int]] = field(default_factory=dict)  # output id → (candidate, item)
+    output_index: Mapping[int, tuple[int, int]] = field(default_factory=dict)  # output id → (candidate, item)
+
+
+class OutputIndex(Mapping):
+    """output id → (candidate row, item column), over sorted arrays: a million outputs without a million-entry
+    dict."""
+
+    def __init__(self, outputs: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> None:
+        order = np.argsort(outputs, kind="stable")
+        self._out, self._rows, self._cols = outputs[order], rows[order], cols[order]
+
+    def _find(self, output_id: object) -> int:
+        if not isinstance(output_id, (int, np.integer)) or not self._out.size:
+            return -1
+        k = int(np.searchsorted(self._out, output_id))
+        return k if k < self._out.size and self._out[k] == output_id else -1
+
+    def __getitem__(self, output_id: object) -> tuple[int, int]:
+        k = self._find(output_id)
+        if k < 0:
+            raise KeyError(output_id)
+        return int(self._rows[k]), int(self._cols[k])
+
+    def __contains__(self, output_id: object) -> bool:
+        return self._find(output_id) >= 0
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._out.tolist())
+
+    def __len__(self) -> int:
+        return int(self._out.size)
+
+    def lookup(self, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows, columns and a found-mask for many output ids at once."""
+        if not self._out.size or not outputs.size:
+            z = np.zeros(outputs.size, np.int64)
+            return z, z, np.zeros(outputs.size, bool)
+        k = np.minimum(np.searchsorted(self._out, outputs), self._out.size - 1)
+        found = self._out[k] == outputs
+        return self._rows[k], self._cols[k], found
+
+    def items(self):  # type: ignore[override]
+        return zip(self._out.tolist(), zip(self._rows.tolist(), self._cols.tolist()))
+
+
+def read_columns(session: Session, stmt: Any, kinds: str, chunk: int = 50_000) -> list[Any]:
+    """Rows of a Core select as one array per column, read in chunks: kind "i" int64, "f" float64 (NULL → NaN),
+    "c" categorical text → (int32 codes, list of names; None is a name too)."""
+    parts: list[list[Any]] = [[] for _ in kinds]
+    names: list[dict[Any, int]] = [{} for _ in kinds]
+    from storage.stream import stream_rows
+
+    for rows in stream_rows(session, stmt, chunk):
+        for k, (kind, col) in enumerate(zip(kinds, zip(*rows))):
+            if kind == "i":
+                parts[k].append(np.fromiter(col, np.int64, len(col)))
+            elif kind == "f":
+                parts[k].append(np.array(col, dtype=float))
+            else:
+                seen = names[k]
+                for v in dict.fromkeys(col):  # the chunk's distinct values, in order of first appearance
+                    seen.setdefault(v, len(seen))
+                parts[k].append(np.fromiter(map(seen.__getitem__, col), np.int32, len(col)))
+    out: list[Any] = []
+    for k, kind in enumerate(kinds):
+        arr = np.concatenate(parts[k]) if parts[k] else np.zeros(0, np.int32 if kind == "c" else
+                                                                    np.int64 if kind == "i" else float)
+        out.append((arr, list(names[k])) if kind == "c" else arr)
+    return out
+
+
+def _codes_of(criterion: dict[str, Any], names: list[Any], verdicts: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """`code_of` over arrays: each distinct verdict converted once, the stored score where there is one."""
+    table = np.array([code_of(criterion, v, None) for v in names] or [np.nan], float)
+    vals = table[verdicts] if verdicts.size else np.zeros(0)
+    if criterion.get("type") != "categorical":
+        has_verdict = np.array([v is not None for v in names] or [False], bool)[verdicts] if verdicts.size else vals > 0
+        vals = np.where(has_verdict & ~np.isnan(scores), scores, vals)
+    return vals
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -149,46 +228,62 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
                          "pointwise judge run", where="--judge-run",
                          hint="pairwise runs give Bradley–Terry strengths and position bias in `ownbench rank`")
     crits = criteria_of(rubric)
-    # only the columns analysis needs, as plain tuples: no rationale, no details, no output text (its length is
-    # computed by the database), so a million judgments fit in a few hundred MB
-    rows = session.exec(
-        select(Judgment.criterion_id, Judgment.output_id, Judgment.item_id, Judgment.status, Judgment.verdict,
-               Judgment.score, Output.run_id, func.coalesce(func.length(Output.text), 0))
-        .join(Output, Judgment.output_id == Output.id)
-        .where(Judgment.judge_run_id == judge_run.id).order_by(Judgment.id)  # type: ignore[arg-type]
-    )
+    # only the columns analysis needs, streamed in chunks into arrays: no ORM objects, no rationale, no output
+    # text (its length is computed by the database)
+    j = read_columns(session, select(
+        Judgment.criterion_id, Judgment.output_id, Judgment.item_id, Judgment.status, Judgment.verdict,
+        Judgment.score, Output.run_id, func.coalesce(func.length(Output.text), 0))
+        .join(Output, Judgment.output_id == Output.id)  # type: ignore[arg-type]
+        .where(Judgment.judge_run_id == judge_run.id).order_by(Judgment.id),  # type: ignore[arg-type]
+        kinds="ciiccfii")
+    crit_code, crit_names = j[0]
+    out_id, item_of, run_of, length_of = j[1], j[2], j[6], j[7]
     runs = {r.id: r for r in session.exec(select(Run).where(Run.version_id == version_id))}
-    latest: dict[tuple[str, int], tuple[str, str | None, float | None]] = {}
-    out_meta: dict[int, tuple[int, int, int]] = {}  # output → (run, item, length)
-    for crit_id, output_id, item_id, status, verdict, score, run_id, length in rows:
-        latest[(crit_id, output_id)] = (status, verdict, score)
-        out_meta[output_id] = (run_id, item_id, int(length))
+    # per (criterion, output) the latest judgment counts: the last row in id order
+    width = int(out_id.max()) + 1 if out_id.size else 1
+    key = crit_code.astype(np.int64) * width + out_id
+    _, first_from_end = np.unique(key[::-1], return_index=True)
+    latest_rows = np.sort(key.size - 1 - first_from_end)
+    outs_u, at = np.unique(out_id, return_index=True)  # per output: its run, item and length
+    cand_of_run = {rid: runs[rid].candidate_id for rid in np.unique(run_of).tolist()}
     cand_runs: dict[int, int] = {}
-    for run_id, _, _ in out_meta.values():
-        cand_runs.setdefault(runs[run_id].candidate_id, run_id)
-        cand_runs[runs[run_id].candidate_id] = max(cand_runs[runs[run_id].candidate_id], run_id)
+    for rid, cid in cand_of_run.items():
+        cand_runs[cid] = max(cand_runs.get(cid, rid), rid)
     cands = {c.id: c for c in session.exec(select(Candidate).where(Candidate.id.in_(list(cand_runs))))}  # type: ignore[union-attr]
     order = sorted(cand_runs, key=lambda cid: cands[cid].name)
     infos = []
     for cid in order:
-        outs = session.exec(select(Output.cost_usd, Output.latency_ms, Output.error.is_not(None))  # type: ignore[union-attr]
-                            .where(Output.run_id == cand_runs[cid])).all()
-        costs = [c for c, _, _ in outs if c is not None]
-        lat = [ms for _, ms, err in outs if ms is not None and not err]
+        cost, ms, err = read_columns(session, select(Output.cost_usd, Output.latency_ms, Output.error.is_not(None))  # type: ignore[union-attr]
+                                     .where(Output.run_id == cand_runs[cid]), kinds="ffi")
+        costs = cost[~np.isnan(cost)]
+        lat = ms[~np.isnan(ms) & (err == 0)].tolist()
         infos.append(CandidateInfo(
             cid, cands[cid].name, cands[cid].model, cand_runs[cid],
-            cost_per_1k=(sum(costs) / len(outs) * 1000.0) if costs and outs else None,
+            cost_per_1k=(float(costs.sum()) / cost.size * 1000.0) if costs.size and cost.size else None,
             latency_p50_ms=_percentile(lat, 50), latency_p95_ms=_percentile(lat, 95),
-            outputs=len(outs), output_errors=sum(1 for _, _, err in outs if err),
+            outputs=int(cost.size), output_errors=int(err.sum()),
         ))
-    item_ids = sorted({meta[1] for out, meta in out_meta.items() if runs[meta[0]].id == cand_runs[runs[meta[0]].candidate_id]})
-    col = {iid: k for k, iid in enumerate(item_ids)}
+    chosen = np.isin(run_of[at], [r for r, c in cand_of_run.items() if cand_runs[c] == r])
+    outs_sel, runs_sel, items_sel = outs_u[chosen], run_of[at][chosen], item_of[at][chosen]
+    item_ids = [int(i) for i in np.unique(items_sel)]
     row_of = {cid: k for k, cid in enumerate(order)}
     study = StudyData(version_id, rubric, judge_run, infos, item_ids)
-    for out, (run_id, item_id, _) in out_meta.items():
-        if cand_runs.get(runs[run_id].candidate_id) == run_id:
-            study.output_index[out] = (row_of[runs[run_id].candidate_id], col[item_id])
+    run_ids, run_at = np.unique(runs_sel, return_inverse=True)
+    sel_rows = np.array([row_of[cand_of_run[r]] for r in run_ids.tolist()], np.int64)[run_at.ravel()] \
+        if run_ids.size else np.zeros(0, np.int64)
+    sel_cols = np.searchsorted(np.asarray(item_ids, np.int64), items_sel)
+    study.output_index = OutputIndex(outs_sel, sel_rows, sel_cols)
     shape = (len(order), len(item_ids))
+    # the latest judgments of the chosen runs' outputs, with their place in the candidates × items arrays
+    pos = np.searchsorted(outs_sel, out_id[latest_rows])
+    pos = np.minimum(pos, max(outs_sel.size - 1, 0))
+    keep = (outs_sel.size > 0) & (outs_sel[pos] == out_id[latest_rows]) if outs_sel.size else np.zeros(0, bool)
+    lr, lpos = latest_rows[keep], pos[keep]
+    l_crit, l_row, l_col, l_len = crit_code[lr], sel_rows[lpos], sel_cols[lpos], length_of[lr]
+    status_code, status_names = j[3]
+    verdict_code, verdict_names = j[4]
+    l_scored = status_code[lr] == (status_names.index("scored") if "scored" in status_names else -1)
+    l_verdict, l_score = verdict_code[lr], j[5][lr]
 
     # labels: latest per annotator × output × criterion
     label_rows = session.exec(
@@ -199,7 +294,8 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
     )
     latest_label: dict[tuple[int, int, str], Any] = {}
     for lab in label_rows:
-        latest_label[(lab[0], lab[1], lab[2])] = lab
+        latest_label[(lab[0], lab[1], lab[2])] = tuple(lab)
+    label_list = list(latest_label.values())
     names = {a.id: a.name for a in session.exec(select(Annotator))}
     assigned = {(a, u) for a, u in session.exec(select(GoldenAssignment.annotator_id, GoldenAssignment.golden_unit_id))}
     golden = {g.id: g for g in session.exec(
@@ -218,35 +314,40 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
         judge = np.full(shape, np.nan)
         judged = np.zeros(shape, bool)
         length = np.full(shape, np.nan)
-        unscored = np.zeros(len(order), int)
-        for out, (r, c) in study.output_index.items():
-            j = latest.get((cid_, out))
-            if j is None:
-                continue
-            judged[r, c] = True
-            length[r, c] = out_meta[out][2]
-            if j[0] == "scored":
-                judge[r, c] = code_of(crit, j[1], j[2])
-            else:
-                unscored[r] += 1
+        mine = l_crit == (crit_names.index(cid_) if cid_ in crit_names else -1)
+        r_, c_ = l_row[mine], l_col[mine]
+        judged[r_, c_] = True
+        length[r_, c_] = l_len[mine]
+        sc = l_scored[mine]
+        judge[r_[sc], c_[sc]] = _codes_of(crit, verdict_names, l_verdict[mine][sc], l_score[mine][sc])
+        unscored = np.bincount(r_[~sc], minlength=len(order)).astype(int)
         humans: dict[str, np.ndarray] = {}
         sums = np.zeros(shape)
         counts = np.zeros(shape)
         calib = np.zeros(shape, bool)
         strata = np.full(shape, "", dtype=object)
         prob = np.full(shape, np.nan)
-        outside = total = 0
-        for (ann, out, crit_id), lab in latest_label.items():
-            if crit_id != cid_ or lab.skipped or lab.verdict is None or out not in study.output_index:
-                continue
-            r, c = study.output_index[out]
-            v = code_of(crit, lab.verdict, lab.score)
-            if not np.isfinite(v):
-                continue
-            total += 1
-            humans.setdefault(names.get(ann, f"annotator {ann}"), np.full(shape, np.nan))[r, c] = v
-            unit = golden.get(lab.golden_unit_id) if lab.golden_unit_id else None
-            if unit is not None and (ann, unit.id) in assigned:
+        outside = 0
+        labs = [lab for lab in label_list if lab[2] == cid_ and not lab[3] and lab[4] is not None]
+        ann_ = np.array([lab[0] for lab in labs], np.int64)
+        r_all, c_all, found = study.output_index.lookup(np.array([lab[1] for lab in labs], np.int64))
+        vnames: dict[Any, int] = {}
+        vcodes = np.array([vnames.setdefault(lab[4], len(vnames)) for lab in labs], np.int64)
+        v_all = _codes_of(crit, list(vnames), vcodes, np.array([lab[5] for lab in labs], dtype=float))
+        ok = found & np.isfinite(v_all)
+        total = int(ok.sum())
+        for a_id in np.unique(ann_[ok]).tolist():
+            m = ok & (ann_ == a_id)
+            name = names.get(a_id, f"annotator {a_id}")
+            if name not in humans:
+                humans[name] = np.full(shape, np.nan)
+            humans[name][r_all[m], c_all[m]] = v_all[m]
+        usable = np.zeros(len(labs), bool)
+        for k in np.nonzero(ok)[0].tolist():
+            lab = labs[k]
+            r, c = int(r_all[k]), int(c_all[k])
+            unit = golden.get(lab[6]) if lab[6] else None
+            if unit is not None and (lab[0], unit.id) in assigned:
                 sel = unit.selection or {}
                 if unit.stratum and sel.get("judge_run_id"):
                     key = (sel["judge_run_id"], sel.get("criterion"), sel.get("strategy", "stratified"))
@@ -255,14 +356,15 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
                     strata[r, c] = unit.stratum
                 if unit.inclusion_prob is not None:
                     prob[r, c] = unit.inclusion_prob
-            elif lab.inclusion_prob is not None:
-                prob[r, c] = lab.inclusion_prob
+            elif lab[7] is not None:
+                prob[r, c] = lab[7]
             else:
                 outside += 1
                 continue
-            calib[r, c] = True
-            sums[r, c] += v
-            counts[r, c] += 1
+            usable[k] = True
+        calib[r_all[usable], c_all[usable]] = True
+        np.add.at(sums, (r_all[usable], c_all[usable]), v_all[usable])
+        np.add.at(counts, (r_all[usable], c_all[usable]), 1)
         # population strata for candidates whose golden units came from a stratified draw
         for key, mapping in strata_cache.items():
             for out, (r, c) in study.output_index.items():

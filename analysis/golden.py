@@ -79,7 +79,7 @@ def _population(session: Session, judge_run_id: int, criterion_id: str) -> tuple
 
 def _candidate_population(session: Session, version_id: int) -> tuple[list[int], list[int], list[str]]:
     """Usable outputs (text, no error) of each candidate's latest run on the version: what a judge run scores."""
-    from judging.runs import select_runs
+    from judging.selection import select_runs
 
     version = session.get(EvalSetVersion, version_id)
     if version is None:

@@ -116,13 +116,15 @@ def pairwise_section(session: Session, version_id: int, rubric_version_id: int, 
                      force: bool = False, judge_run_id: int | None = None) -> dict[str, Any] | None:
     """Bradley–Terry strengths per criterion: judge-only and prediction-powered; None without a pairwise run.
     `judge_run_id` picks the pairwise run (default: the latest, and the section says it was picked so)."""
-    from stats.agreement import krippendorff_alpha
-    from stats.ranking import bradley_terry, ppi_bradley_terry, rank_ranges
-
     run = (session.get(JudgeRun, judge_run_id) if judge_run_id is not None
            else latest_pairwise_run(session, version_id, rubric_version_id))
     if run is None:
         return None
+    # imported only here: scipy.stats costs seconds of start-up that a pointwise ranking does not need
+    from stats.agreement import krippendorff_alpha
+    from stats.bias import position_bias
+    from stats.ranking import bradley_terry, ppi_bradley_terry, rank_ranges
+
     section: dict[str, Any] = {"judge_run": run.id, "judge_model": run.judge_model,
                                "judge_run_picked": "given" if judge_run_id is not None else "latest pairwise run",
                                "criteria": []}

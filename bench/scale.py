@@ -6,16 +6,20 @@
    sample), 10,000 paired bootstrap resamples over items.
 3. `judgments import` of a 100,000-row JSONL file.
 
-Each measured step runs in its own process, so its peak resident memory (ru_maxrss, Python and libraries
-included) is its own; seeding is not timed.
+Each measured step runs in its own process; its peak resident memory (ru_maxrss from wait4, Python and
+libraries included) is its own. "seconds" is the step itself, inside the process; "process" adds interpreter
+start-up and imports. Seeding is not timed. Targets: agreement < 5 s and < 400 MB, rank < 10 s and < 1 GB,
+import < 10 s.
 
-Run: .venv/bin/python bench/scale.py [--database-url postgresql+psycopg://127.0.0.1/ownbench_bench]
-     (default: a SQLite file in a temporary directory)
+Run: .venv/bin/python bench/scale.py --backend sqlite|postgres|both [--scale 0.1] [--steps agreement,rank,import]
+     (SQLite: a file in a temporary directory; PostgreSQL: a database ownbench_scale_bench, dropped and created
+     on the server of --postgres-url, default postgres@127.0.0.1:5432)
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -104,7 +108,13 @@ def seed(url: str, name: str, items: int, candidates: int, golden: int, annotato
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    """This process's own peak RSS: VmHWM belongs to the address space exec created. (ru_maxrss, from getrusage or
+    wait4, keeps the peak of the process that forked it, here the seeding parent, on Linux.)"""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def step(url: str, what: str, ids: dict, path: str | None) -> dict:
@@ -140,9 +150,76 @@ def step(url: str, what: str, ids: dict, path: str | None) -> dict:
     return {"step": what, "seconds": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(_peak_mb()), **result}
 
 
+SIZES = {  # the issue's sizes; --scale shrinks them for a quick profile
+    "agree_items": 100_000, "rank_items": 50_000, "rank_candidates": 20, "rank_golden": 2_000, "import_rows": 100_000,
+}
+TARGETS = {"agreement": (5, 400), "rank": (10, 1000), "import": (10, None)}
+
+
+def _postgres_url(base: str) -> str:
+    """A fresh database for this benchmark on the server of `base` (dropped and created)."""
+    from sqlalchemy import create_engine, text
+
+    admin, _, _ = base.rpartition("/")
+    name = "ownbench_scale_bench"
+    eng = create_engine(f"{admin}/postgres", isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    eng.dispose()
+    return f"{admin}/{name}"
+
+
+def _run_step(url: str, what: str, ids: dict, path: Path) -> dict:
+    """One measured step in a child process, which reports its own peak RSS (see `_peak_mb`)."""
+    cmd = [sys.executable, __file__, "--database-url", url, "--step", what, "--ids", json.dumps(ids), "--file", str(path)]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        _, status = os.waitpid(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        sys.exit(f"{what} failed:\n{stderr}")
+    res = json.loads(stdout.strip().splitlines()[-1])
+    res["process_seconds"] = round(wall, 2)  # interpreter start and imports included
+    return res
+
+
+def bench(url: str, sizes: dict, steps: list[str]) -> list[dict]:
+    backend = url.split(":", 1)[0].split("+")[0]
+    tmp = Path(tempfile.mkdtemp(prefix="ownbench-scale-"))
+    t = time.perf_counter()
+    agree = seed(url, "agree", items=sizes["agree_items"], candidates=1, golden=10**9, annotators=2)
+    rank = seed(url, "rank", items=sizes["rank_items"], candidates=sizes["rank_candidates"],
+                golden=sizes["rank_golden"], annotators=1) if "rank" in steps else {}
+    print(f"[{backend}] seeded in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+    path = tmp / "judgments.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(min(sizes["import_rows"], sizes["agree_items"])):
+            fh.write(json.dumps({"item": f"agree-{i:06d}", "candidate": "agree-c00", "criterion": "correct",
+                                 "verdict": "pass" if i % 3 else "fail"}) + "\n")
+    out = []
+    for what, ids in (("agreement", agree), ("rank", rank), ("import", agree)):
+        if what not in steps:
+            continue
+        res = {"backend": backend, **_run_step(url, what, ids, path)}
+        out.append(res)
+        print(json.dumps(res), flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="sqlite")
+    ap.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                    help="server for --backend postgres|both (a database ownbench_scale_bench is created there)")
+    ap.add_argument("--database-url", default=None, help="use this database as is (overrides --backend)")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply the sizes (e.g. 0.1 for a quick profile)")
+    ap.add_argument("--steps", default="agreement,rank,import")
     ap.add_argument("--step", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ids", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--file", default=None, help=argparse.SUPPRESS)
@@ -150,33 +227,25 @@ def main() -> None:
     if args.step:
         print(json.dumps(step(args.database_url, args.step, json.loads(args.ids), args.file)))
         return
-    tmp = Path(tempfile.mkdtemp(prefix="ownbench-scale-"))
-    url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
-    backend = url.split(":", 1)[0]
-    t = time.perf_counter()
-    agree = seed(url, "agree", items=100_000, candidates=1, golden=10**9, annotators=2)
-    rank = seed(url, "rank", items=50_000, candidates=20, golden=2_000, annotators=1)
-    print(f"[{backend}] seeded in {time.perf_counter() - t:.0f} s", file=sys.stderr)
-    keys = [f"agree-{i:06d}" for i in range(100_000)]
-    path = tmp / "judgments.jsonl"
-    with path.open("w", encoding="utf-8") as fh:
-        for k in keys:
-            fh.write(json.dumps({"item": k, "candidate": "agree-c00", "criterion": "correct", "verdict": "pass"}) + "\n")
-    out = []
-    for what, ids in (("agreement", agree), ("rank", rank), ("import", agree)):
-        proc = subprocess.run([sys.executable, __file__, "--database-url", url, "--step", what, "--ids", json.dumps(ids),
-                               "--file", str(path)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            sys.exit(f"[{backend}] {what} failed:\n{proc.stderr}")
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
-        out.append(res)
-        print(f"[{backend}] {json.dumps(res)}", flush=True)
-    targets = {"agreement": (5, 400), "rank": (10, 1000), "import": (10, None)}
-    for r in out:
-        s_max, mb_max = targets[r["step"]]
-        print(f"[{backend}] {r['step']}: {r['seconds']} s (target < {s_max} s, ratio {r['seconds'] / s_max:.2f})"
-              + (f", peak {r['peak_rss_mb']} MB (target < {mb_max} MB, ratio {r['peak_rss_mb'] / mb_max:.2f})"
-                 if mb_max else f", peak {r['peak_rss_mb']} MB"))
+    sizes = {k: v if k == "rank_candidates" else max(10, int(v * args.scale)) for k, v in SIZES.items()}
+    steps = args.steps.split(",")
+    if args.database_url:
+        urls = [args.database_url]
+    else:
+        backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+        urls = [f"sqlite:///{Path(tempfile.mkdtemp(prefix='ownbench-scale-')) / 'bench.db'}" if b == "sqlite"
+                else _postgres_url(args.postgres_url) for b in backends]
+    print(f"sizes {sizes}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    results = [r for url in urls for r in bench(url, sizes, steps)]
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for r in results:
+        s_max, mb_max = TARGETS[r["step"]]
+        line = f"[{r['backend']}] {r['step']}: {r['seconds']} s (target < {s_max} s)"
+        if mb_max:
+            line += f", peak {r['peak_rss_mb']} MB (target < {mb_max} MB)"
+        else:
+            line += f", peak {r['peak_rss_mb']} MB"
+        print(line + f"; process {r['process_seconds']} s with start-up")
 
 
 if __name__ == "__main__":

@@ -25,12 +25,9 @@ def percent_agreement(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def cohen_kappa(a: np.ndarray, b: np.ndarray, weights: KappaWeights = None, labels: Sequence | None = None) -> float:
-    """Cohen's kappa (Cohen 1960); linear/quadratic weighted kappa (Cohen 1968) for ordinal criteria.
-
-    Computed by scikit-learn's `cohen_kappa_score` over the units both raters rated.
-    """
-    from sklearn.metrics import cohen_kappa_score
-
+    """Cohen's kappa (Cohen 1960); linear/quadratic weighted kappa (Cohen 1968) for ordinal criteria, over the
+    units both raters rated, from their confusion matrix (the formula of scikit-learn's `cohen_kappa_score`;
+    scikit-learn itself is not imported: it costs seconds of start-up for a 2×2 table)."""
     a, b = _paired(a, b)
     if a.size == 0:
         return float("nan")
@@ -38,15 +35,27 @@ def cohen_kappa(a: np.ndarray, b: np.ndarray, weights: KappaWeights = None, labe
         labels = np.union1d(a, b)
     if np.all(a == b) and np.unique(a).size == 1:
         return float("nan")  # a single category used by both: kappa is undefined (0/0)
-    return float(cohen_kappa_score(a, b, labels=list(labels), weights=weights))
+    return float(kappa_from_confusion(confusion(a, b, labels), weights))
+
+
+def _codes(x: np.ndarray, labels: Sequence) -> np.ndarray:
+    """Index of each value of `x` in `labels` (−1 where it is not one of them)."""
+    lab = np.asarray(list(labels), float)
+    order = np.argsort(lab, kind="stable")
+    srt = lab[order]
+    pos = np.clip(np.searchsorted(srt, x), 0, max(srt.size - 1, 0))
+    hit = srt[pos] == x if srt.size else np.zeros(x.shape, bool)
+    return np.where(hit, order[pos], -1)
 
 
 def confusion(a: np.ndarray, b: np.ndarray, labels: Sequence) -> np.ndarray:
-    """Counts[i, j] = units rated labels[i] by `a` and labels[j] by `b` (scikit-learn's confusion_matrix)."""
-    from sklearn.metrics import confusion_matrix
-
+    """Counts[i, j] = units rated labels[i] by `a` and labels[j] by `b` (values outside `labels` are left out,
+    as scikit-learn's confusion_matrix does)."""
     a, b = _paired(a, b)
-    return confusion_matrix(a, b, labels=list(labels))
+    k = len(list(labels))
+    ia, ib = _codes(a, labels), _codes(b, labels)
+    ok = (ia >= 0) & (ib >= 0)
+    return np.bincount(ia[ok] * k + ib[ok], minlength=k * k).reshape(k, k)
 
 
 def kappa_from_confusion(conf: np.ndarray, weights: KappaWeights = None) -> np.ndarray:
@@ -82,14 +91,15 @@ def pair_agreement(
     if n == 0:
         out.update(percent=NAN_ESTIMATE, kappa=NAN_ESTIMATE, confusion=np.zeros((len(labels),) * 2, int))
         return out
-    pos = {v: i for i, v in enumerate(labels)}
-    ai = np.array([pos[v] for v in a])
-    bi = np.array([pos[v] for v in b])
+    ai, bi = _codes(a, labels), _codes(b, labels)
+    if (ai < 0).any() or (bi < 0).any():
+        raise ValueError(f"a rating is not one of the labels {labels}")
     k = len(labels)
-    cell = ai * k + bi
-    conf = np.bincount(cell, minlength=k * k).reshape(k, k)
+    conf = confusion(a, b, labels)
     out["confusion"] = conf
-    # each resample's confusion matrix = its unit multiplicities summed per cell (matrix products, in chunks)
+    # a resample's confusion matrix depends only on how many of its n draws fall in each cell: resampled_sums
+    # draws those counts directly (multinomial over the k² cells), never an n_boot × n matrix
+    cell = ai * k + bi
     onehot = np.zeros((n, k * k))
     onehot[np.arange(n), cell] = 1.0
     boot_conf = resampled_sums(onehot, n_boot, seed).reshape(n_boot, k, k)

@@ -13,7 +13,6 @@ reported beside it.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as sps
 
 MIN_HUMANS = 3
 MIN_SHARED = 10  # units an annotator must share with other annotators to take part in the test
@@ -31,8 +30,6 @@ def alt_test(
 ) -> dict:
     """`humans`: annotators × units (NaN where not labeled); `judge`: units. Returns per-annotator results,
     the winning rate, the average advantage probability and `passed`; or `passed=None` with the reason."""
-    from statsmodels.stats.multitest import multipletests
-
     h = np.asarray(humans, float)
     f = np.asarray(judge, float)
     m = h.shape[0]
@@ -59,6 +56,10 @@ def alt_test(
         m = len(eligible)
     else:
         skipped = 0
+    # imported here, past the cases it declines: scipy.stats and statsmodels cost seconds of start-up
+    from scipy import stats as sps
+    from statsmodels.stats.multitest import multipletests
+
     rows, pvals = [], []
     for j in range(m):
         others = np.delete(h, j, axis=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats as sps
+from scipy.special import stdtrit  # Student-t quantiles, as scipy.stats' t.ppf computes them, without its import
 
 from stats.estimate import Estimate
 
@@ -15,7 +15,7 @@ def _t_mean(d: np.ndarray, method: str) -> Estimate:
     if n < 2:
         return Estimate(float(d.mean()) if n else float("nan"), float("nan"), float("nan"), n, method)
     m, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(n))
-    q = float(sps.t.ppf(0.975, n - 1))
+    q = float(stdtrit(n - 1, 0.975))
     return Estimate(m, m - q * se, m + q * se, n, method)
 
 
@@ -34,6 +34,8 @@ def position_bias(first_score: np.ndarray, swapped_first_score: np.ndarray | Non
     shown first. First-position win share = mean first-shown score (0.5 for an unbiased judge) with an exact
     binomial test over decisive verdicts; swap inconsistency = share of pairs whose winner changes when the
     order is swapped (a consistent judge gives s and 1 − s)."""
+    from scipy import stats as sps  # here: scipy.stats costs a second of start-up
+
     f = np.asarray(first_score, float)
     f = f[np.isfinite(f)]
     n = int(f.size)
@@ -70,8 +72,10 @@ def verbosity(judge: np.ndarray, human: np.ndarray, length: np.ndarray, per: flo
     n = int(d.size)
     if n < 3 or np.ptp(x) == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), n, "too few units or no length variation")
+    from scipy import stats as sps  # here: scipy.stats costs a second of start-up
+
     r = sps.linregress(x, d)
-    q = float(sps.t.ppf(0.975, n - 2))
+    q = float(stdtrit(n - 2, 0.975))
     return Estimate(float(r.slope), float(r.slope - q * r.stderr), float(r.slope + q * r.stderr), n,
                     f"OLS slope of judge − human per {per:g} characters")
 
@@ -91,7 +95,7 @@ def self_preference(judge: np.ndarray, human: np.ndarray, same_family: np.ndarra
         va, vb = own.var(ddof=1) / own.size, other.var(ddof=1) / other.size
         se = math.sqrt(va + vb)
         df = (va + vb) ** 2 / (va**2 / (own.size - 1) + vb**2 / (other.size - 1)) if va + vb > 0 else 1.0
-        q = float(sps.t.ppf(0.975, df))
+        q = float(stdtrit(df, 0.975))
         out["difference"] = Estimate(diff, diff - q * se, diff + q * se, int(own.size + other.size),
                                      "own − other, Welch interval")
     return out

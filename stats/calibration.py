@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import t as student_t
+from scipy.special import stdtrit  # the Student-t quantile scipy.stats' t.ppf uses, without its seconds of import
 
 from stats.estimate import Z95, Estimate, normal_interval
 
@@ -134,7 +134,7 @@ def ppi_mean(
     value = float(np.mean(z))
     se = float(np.std(z, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
     # Student-t quantile on n_labeled − 1 degrees of freedom: the labeled sample, not N, limits the precision
-    q = float(student_t.ppf(0.975, max(n_lab - 1, 1)))
+    q = float(stdtrit(max(n_lab - 1, 1), 0.975))
     lo, hi = value - q * se, value + q * se
     if clip is not None:
         lo, hi = max(lo, clip[0]), min(hi, clip[1])

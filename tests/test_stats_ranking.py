@@ -42,6 +42,16 @@ def test_holm_matches_hand_computation():
     assert adj[:3] == pytest.approx([0.03, 0.06, 0.06]) and np.isnan(adj[3])
 
 
+def test_holm_matches_statsmodels_with_ties_and_large_values():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(3)
+    for m in (1, 2, 7, 190):
+        p = rng.uniform(0, 0.3, m) ** 2
+        p[: m // 3] = p[0]  # ties
+        assert holm(p) == pytest.approx(multipletests(p, method="holm")[1], abs=1e-12)
+
+
 def test_paired_ranking_detects_a_paired_difference_intervals_alone_miss():
     rng = np.random.default_rng(0)
     item = rng.normal(0, 1, 300)  # item difficulty shared by both candidates
