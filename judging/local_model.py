@@ -137,14 +137,26 @@ def assemble(cache: Path = DEFAULT_DIR) -> Path:
 
 
 SLOTS = 1  # llama-cpp-python's server answers one request at a time (one model context behind a lock)
-# llama.cpp's threads wait for each other at every step: on 2 cores shared with other work, 2 threads generated
-# 5× slower than 1 (a thread descheduled holds the other back), and evaluated prompts no faster. One thread is
-# the default; `--threads N` (or OWNBENCH_LOCAL_JUDGE_THREADS) gives it more on a machine of its own.
+# Threads: every core this process may use. Measured on an idle 2-core machine (bench/judge.py --local, demo
+# data): 2 threads 5.3 s a judgment, 1 thread 8.5 s. llama.cpp's threads wait for each other at every step, so
+# on cores busy with other work 2 threads generated 5× slower than 1 (a descheduled thread holds the other
+# back): there, `--threads 1` (or OWNBENCH_LOCAL_JUDGE_THREADS=1) is the setting.
 THREADS_ENV = "OWNBENCH_LOCAL_JUDGE_THREADS"
 
 
 def default_threads() -> int:
-    return int(os.environ.get(THREADS_ENV, "1") or 1)
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise SystemExit(f"error: {THREADS_ENV}={value!r} is not a whole number of threads ≥ 1")
+        return int(value)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
 # Built for any x86-64 CPU here: a native build turns on Intel AMX kernels where the CPU reports amx_tile /
 # amx_int8, and those crash the server on its first chat request (ggml_backend_amx_mul_mat).
 CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
@@ -310,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", type=Path, help="run-server: the model file")
     ap.add_argument("--n-ctx", type=int, default=8192, help="run-server: context length in tokens")
     ap.add_argument("--threads", type=int, default=None,
-                    help=f"serve, run-server: llama.cpp threads (default 1, or ${THREADS_ENV})")
+                    help=f"serve, run-server: llama.cpp threads (default: ${THREADS_ENV}, else every core, at most 8)")
     args = ap.parse_args(argv)
     try:
         if args.action == "run-server":

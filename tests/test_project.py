@@ -131,6 +131,22 @@ def test_the_local_judge_without_llama_cpp_names_the_local_extra(
     assert not (tmp_path / "cache").exists()  # nothing downloaded first
 
 
+def test_the_local_judge_takes_every_core_unless_told_and_refuses_a_bad_thread_count(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from judging import local_model
+
+    monkeypatch.delenv(local_model.THREADS_ENV, raising=False)
+    assert local_model.default_threads() == max(1, min(len(os.sched_getaffinity(0)), 8))
+    monkeypatch.setenv(local_model.THREADS_ENV, "1")
+    assert local_model.default_threads() == 1
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(local_model.THREADS_ENV, bad)
+        with pytest.raises(SystemExit, match=f"OWNBENCH_LOCAL_JUDGE_THREADS={bad!r} is not a whole number"):
+            local_model.default_threads()
+
+
 def test_the_app_runs_in_the_project_folder_with_the_shipped_config_under_its_own(tmp_path: Path) -> None:
     from ownbench.cli.app_cmd import shipped_config_flags
 
