@@ -69,10 +69,9 @@ LOCAL_JUDGE_MODEL = "openai/qwen2.5-coder-0.5b"
 # criterion with at least 5 per candidate, among judged outputs; the Agreement page draws 60 units by default,
 # 12 per candidate out of 20: enough, with room for skipped or unusable ones.
 LOCAL_JUDGE_DEFAULT_LIMIT = 20
-# Measured: bench/judge.py --local 14–17 s a judgment on 2 cores shared with other work (load average 4–5), the
-# demo's slice itself 21 s (load average 5–6); the server used 8.4 CPU seconds a judgment, so an idle machine
-# is faster. The message gives the estimate as measured here, not as a promise.
-LOCAL_SECONDS_PER_JUDGMENT = 20
+# Measured: the demo's slice, 100 judgments, took 8 min 26 s on an idle 2-core machine (5.1 s a judgment, 2
+# threads); on cores busy with other work it went at about 20 s a judgment.
+LOCAL_SECONDS_PER_JUDGMENT = 5
 HOW_TO_START_LOCAL_JUDGE = (
     "No judge is configured and no local judge answers at {base}. For the whole loop offline, start one with "
     "`make local-judge` (the first time it compiles llama-cpp-python, 6–13 min on 2 cores) and run `make demo` "
@@ -321,7 +320,7 @@ def local_judge_message(cfg: dict[str, str], limit: int | None, job_id: int, can
     return (f"local judge found at {cfg['api_base']} ({cfg['slots']} slot(s)): judging the first {limit} items "
             f"× {candidates} candidates = {units} outputs in the background with {cfg['model']}, "
             f"{cfg['slots']} call(s) in flight (job {job_id}); about {minutes} min at the ~{LOCAL_SECONDS_PER_JUDGMENT} s "
-            "a judgment measured on 2 busy cores (less on idle ones). The Overview page shows its progress. "
+            "a judgment measured on an idle 2-core machine (about 20 s on busy cores). The Overview page shows its progress. "
             "Why this slice: rankings need 30 "
             "golden labels with at least 5 per candidate among judged outputs; once it is done, draw the golden "
             "subset from this judge run on the Agreement page (60 units by default, 12 per candidate) and label "
