@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
+from analysis.stored import judgments_of, labels_of, outputs_of
 from storage.errors import InputError
 from storage.models import (
     Adjudication,
@@ -27,9 +28,6 @@ from storage.models import (
     GoldenAssignment,
     GoldenUnit,
     JudgeRun,
-    Judgment,
-    Label,
-    Output,
     RubricVersion,
     Run,
 )
@@ -128,6 +126,7 @@ class StudyData:
     item_ids: list[int]
     criteria: dict[str, CriterionData] = field(default_factory=dict)
     output_index: Mapping[int, tuple[int, int]] = field(default_factory=dict)  # output id → (candidate, item)
+    reads: dict = field(default_factory=dict)  # the arrays read (analysis/stored.py), for the report's manifest
 
 
 class OutputIndex(Mapping):
@@ -172,32 +171,6 @@ class OutputIndex(Mapping):
         return zip(self._out.tolist(), zip(self._rows.tolist(), self._cols.tolist()))
 
 
-def read_columns(session: Session, stmt: Any, kinds: str, chunk: int = 50_000) -> list[Any]:
-    """Rows of a Core select as one array per column, read in chunks: kind "i" int64, "f" float64 (NULL → NaN),
-    "c" categorical text → (int32 codes, list of names; None is a name too)."""
-    parts: list[list[Any]] = [[] for _ in kinds]
-    names: list[dict[Any, int]] = [{} for _ in kinds]
-    from storage.stream import stream_rows
-
-    for rows in stream_rows(session, stmt, chunk):
-        for k, (kind, col) in enumerate(zip(kinds, zip(*rows))):
-            if kind == "i":
-                parts[k].append(np.fromiter(col, np.int64, len(col)))
-            elif kind == "f":
-                parts[k].append(np.array(col, dtype=float))
-            else:
-                seen = names[k]
-                for v in dict.fromkeys(col):  # the chunk's distinct values, in order of first appearance
-                    seen.setdefault(v, len(seen))
-                parts[k].append(np.fromiter(map(seen.__getitem__, col), np.int32, len(col)))
-    out: list[Any] = []
-    for k, kind in enumerate(kinds):
-        arr = np.concatenate(parts[k]) if parts[k] else np.zeros(0, np.int32 if kind == "c" else
-                                                                    np.int64 if kind == "i" else float)
-        out.append((arr, list(names[k])) if kind == "c" else arr)
-    return out
-
-
 def _codes_of(criterion: dict[str, Any], names: list[Any], verdicts: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """`code_of` over arrays: each distinct verdict converted once, the stored score where there is one."""
     table = np.array([code_of(criterion, v, None) for v in names] or [np.nan], float)
@@ -228,16 +201,20 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
                          "pointwise judge run", where="--judge-run",
                          hint="pairwise runs give Bradley–Terry strengths and position bias in `ownbench rank`")
     crits = criteria_of(rubric)
-    # only the columns analysis needs, streamed in chunks into arrays: no ORM objects, no rationale, no output
-    # text (its length is computed by the database)
-    j = read_columns(session, select(
-        Judgment.criterion_id, Judgment.output_id, Judgment.item_id, Judgment.status, Judgment.verdict,
-        Judgment.score, Output.run_id, func.coalesce(func.length(Output.text), 0))
-        .join(Output, Judgment.output_id == Output.id)  # type: ignore[arg-type]
-        .where(Judgment.judge_run_id == judge_run.id).order_by(Judgment.id),  # type: ignore[arg-type]
-        kinds="ciiccfii")
-    crit_code, crit_names = j[0]
-    out_id, item_of, run_of, length_of = j[1], j[2], j[6], j[7]
+    # only the columns analysis needs, as arrays (analysis/stored.py), kept in `reads` for the report's manifest
+    reads: dict = {}
+    jc = judgments_of(session, [judge_run.id], reads)
+    oc = outputs_of(session, version_id, reads)
+    out_id = jc["output_id"]
+    pos = np.minimum(np.searchsorted(oc.ids, out_id), max(oc.ids.size - 1, 0))
+    known = (oc.ids[pos] == out_id) if oc.ids.size else np.zeros(out_id.size, bool)
+    if not known.all():  # a judgment of an output of another version: not this study's (as the join had it)
+        jc = jc.take(known)
+        out_id, pos = out_id[known], pos[known]
+    crit_code, crit_names = jc["criterion_id"].codes, jc["criterion_id"].names
+    item_of = oc["item_id"][pos]
+    run_of = oc["run_id"][pos]
+    length_of = np.maximum(oc["length"][pos], 0)  # no text: length 0
     runs = {r.id: r for r in session.exec(select(Run).where(Run.version_id == version_id))}
     # per (criterion, output) the latest judgment counts: the last row in id order
     width = int(out_id.max()) + 1 if out_id.size else 1
@@ -253,10 +230,10 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
     order = sorted(cand_runs, key=lambda cid: cands[cid].name)
     infos = []
     for cid in order:
-        cost, ms, err = read_columns(session, select(Output.cost_usd, Output.latency_ms, Output.error.is_not(None))  # type: ignore[union-attr]
-                                     .where(Output.run_id == cand_runs[cid]), kinds="ffi")
+        mine_ = oc["run_id"] == cand_runs[cid]
+        cost, ms, err = oc["cost_usd"][mine_], oc["latency_ms"][mine_], oc["error"][mine_]
         costs = cost[~np.isnan(cost)]
-        lat = ms[~np.isnan(ms) & (err == 0)].tolist()
+        lat = ms[~np.isnan(ms) & ~err].tolist()
         infos.append(CandidateInfo(
             cid, cands[cid].name, cands[cid].model, cand_runs[cid],
             cost_per_1k=(float(costs.sum()) / cost.size * 1000.0) if costs.size and cost.size else None,
@@ -267,7 +244,7 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
     outs_sel, runs_sel, items_sel = outs_u[chosen], run_of[at][chosen], item_of[at][chosen]
     item_ids = [int(i) for i in np.unique(items_sel)]
     row_of = {cid: k for k, cid in enumerate(order)}
-    study = StudyData(version_id, rubric, judge_run, infos, item_ids)
+    study = StudyData(version_id, rubric, judge_run, infos, item_ids, reads=reads)
     run_ids, run_at = np.unique(runs_sel, return_inverse=True)
     sel_rows = np.array([row_of[cand_of_run[r]] for r in run_ids.tolist()], np.int64)[run_at.ravel()] \
         if run_ids.size else np.zeros(0, np.int64)
@@ -280,33 +257,48 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
     keep = (outs_sel.size > 0) & (outs_sel[pos] == out_id[latest_rows]) if outs_sel.size else np.zeros(0, bool)
     lr, lpos = latest_rows[keep], pos[keep]
     l_crit, l_row, l_col, l_len = crit_code[lr], sel_rows[lpos], sel_cols[lpos], length_of[lr]
-    status_code, status_names = j[3]
-    verdict_code, verdict_names = j[4]
-    l_scored = status_code[lr] == (status_names.index("scored") if "scored" in status_names else -1)
-    l_verdict, l_score = verdict_code[lr], j[5][lr]
+    verdict_code, verdict_names = jc["verdict"].codes, jc["verdict"].names
+    l_scored = jc["status"].codes[lr] == jc["status"].code("scored")
+    l_verdict, l_score = verdict_code[lr], jc["score"][lr]
 
-    # labels: latest per annotator × output × criterion
-    label_rows = session.exec(
-        select(Label.annotator_id, Label.output_id, Label.criterion_id, Label.skipped, Label.verdict, Label.score,
-               Label.golden_unit_id, Label.inclusion_prob)
-        .where(Label.rubric_version_id == rubric_version_id, Label.output_b_id.is_(None))  # type: ignore[union-attr]
-        .order_by(Label.id)  # type: ignore[arg-type]
-    )
-    latest_label: dict[tuple[int, int, str], Any] = {}
-    for lab in label_rows:
-        latest_label[(lab[0], lab[1], lab[2])] = tuple(lab)
-    label_list = list(latest_label.values())
+    # labels: latest per annotator × output × criterion (the same arrays the manifest digests)
+    lc = labels_of(session, version_id, rubric_version_id, reads)
+    lc = lc.take(lc["output_b_id"] < 0)  # pointwise labels
+    l_crit_c = lc["criterion_id"]
+    lab_key = np.stack([l_crit_c.codes.astype(np.int64), lc["output_id"], lc["annotator_id"]], axis=1)
+    if len(lc):
+        _, last_from_end = np.unique(lab_key[::-1], axis=0, return_index=True)
+        lc = lc.take(np.isin(np.arange(len(lc)), len(lc) - 1 - last_from_end))
     names = {a.id: a.name for a in session.exec(select(Annotator))}
-    assigned = {(a, u) for a, u in session.exec(select(GoldenAssignment.annotator_id, GoldenAssignment.golden_unit_id))}
     golden = {g.id: g for g in session.exec(
         select(GoldenUnit).where(GoldenUnit.version_id == version_id, GoldenUnit.rubric_version_id == rubric_version_id,
                                  GoldenUnit.mode == "pointwise"))}
+    # per label: whether it was made on an assignment of a drawn unit (then the unit's design counts)
+    assigned_keys = np.array([a * (1 << 32) + u for a, u in session.exec(
+        select(GoldenAssignment.annotator_id, GoldenAssignment.golden_unit_id))], np.int64)
+    unit_of = lc["golden_unit_id"]
+    on_unit = np.isin(unit_of, np.fromiter(golden, np.int64, len(golden))) & np.isin(
+        lc["annotator_id"] * (1 << 32) + unit_of, assigned_keys)
     strata_cache: dict[tuple, dict[int, str]] = {}
+    unit_stratum: dict[int, str] = {}
+    for uid in np.unique(unit_of[on_unit]).tolist():  # once per drawn unit, not per label
+        unit = golden[uid]
+        sel = unit.selection or {}
+        if unit.stratum and sel.get("judge_run_id"):
+            key = (sel["judge_run_id"], sel.get("criterion"), sel.get("strategy", "stratified"))
+            if key not in strata_cache:
+                strata_cache[key] = population_strata(session, *key)
+            unit_stratum[uid] = unit.stratum
+    unit_prob = {uid: g.inclusion_prob for uid, g in golden.items() if g.inclusion_prob is not None}
     adjudicated: dict[tuple[int, str], Adjudication] = {}  # latest per output × criterion
     for adj in session.exec(select(Adjudication).where(Adjudication.rubric_version_id == rubric_version_id,
                                                        Adjudication.output_b_id.is_(None))  # type: ignore[union-attr]
                             .order_by(Adjudication.id)):  # type: ignore[arg-type]
         adjudicated[(adj.output_id, adj.criterion_id)] = adj
+    # population strata of stratified draws, by output (one array pass, not a loop over every output)
+    pop_out = np.array([o for m in strata_cache.values() for o in m], np.int64)
+    pop_stratum = np.array([st for m in strata_cache.values() for st in m.values()], dtype=object)
+    pop_r, pop_c, pop_found = study.output_index.lookup(pop_out)
 
     for crit in crits:
         cid_ = str(crit["id"])
@@ -327,13 +319,12 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
         calib = np.zeros(shape, bool)
         strata = np.full(shape, "", dtype=object)
         prob = np.full(shape, np.nan)
-        outside = 0
-        labs = [lab for lab in label_list if lab[2] == cid_ and not lab[3] and lab[4] is not None]
-        ann_ = np.array([lab[0] for lab in labs], np.int64)
-        r_all, c_all, found = study.output_index.lookup(np.array([lab[1] for lab in labs], np.int64))
-        vnames: dict[Any, int] = {}
-        vcodes = np.array([vnames.setdefault(lab[4], len(vnames)) for lab in labs], np.int64)
-        v_all = _codes_of(crit, list(vnames), vcodes, np.array([lab[5] for lab in labs], dtype=float))
+        vl = lc["verdict"]
+        sel_ = (l_crit_c.codes == l_crit_c.code(cid_)) & ~lc["skipped"] & (vl.codes != vl.code(None))
+        ann_, unit_, on_ = lc["annotator_id"][sel_], unit_of[sel_], on_unit[sel_]
+        incl_ = lc["inclusion_prob"][sel_]
+        r_all, c_all, found = study.output_index.lookup(lc["output_id"][sel_])
+        v_all = _codes_of(crit, vl.names, vl.codes[sel_], lc["score"][sel_])
         ok = found & np.isfinite(v_all)
         total = int(ok.sum())
         for a_id in np.unique(ann_[ok]).tolist():
@@ -342,34 +333,28 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
             if name not in humans:
                 humans[name] = np.full(shape, np.nan)
             humans[name][r_all[m], c_all[m]] = v_all[m]
-        usable = np.zeros(len(labs), bool)
-        for k in np.nonzero(ok)[0].tolist():
-            lab = labs[k]
-            r, c = int(r_all[k]), int(c_all[k])
-            unit = golden.get(lab[6]) if lab[6] else None
-            if unit is not None and (lab[0], unit.id) in assigned:
-                sel = unit.selection or {}
-                if unit.stratum and sel.get("judge_run_id"):
-                    key = (sel["judge_run_id"], sel.get("criterion"), sel.get("strategy", "stratified"))
-                    if key not in strata_cache:
-                        strata_cache[key] = population_strata(session, *key)
-                    strata[r, c] = unit.stratum
-                if unit.inclusion_prob is not None:
-                    prob[r, c] = unit.inclusion_prob
-            elif lab[7] is not None:
-                prob[r, c] = lab[7]
-            else:
-                outside += 1
-                continue
-            usable[k] = True
+        # usable for calibration: made on an assigned drawn unit, or imported with a declared inclusion probability
+        from_unit = ok & on_
+        from_import = ok & ~on_ & ~np.isnan(incl_)
+        usable = from_unit | from_import
+        outside = int((ok & ~usable).sum())
+        for k in np.flatnonzero(from_unit).tolist():  # drawn units: a handful, each with its design
+            uid = int(unit_[k])
+            if uid in unit_stratum:
+                strata[r_all[k], c_all[k]] = unit_stratum[uid]
+            if uid in unit_prob:
+                prob[r_all[k], c_all[k]] = unit_prob[uid]
+        prob[r_all[from_import], c_all[from_import]] = incl_[from_import]
         calib[r_all[usable], c_all[usable]] = True
         np.add.at(sums, (r_all[usable], c_all[usable]), v_all[usable])
         np.add.at(counts, (r_all[usable], c_all[usable]), 1)
-        # population strata for candidates whose golden units came from a stratified draw
-        for key, mapping in strata_cache.items():
-            for out, (r, c) in study.output_index.items():
-                if out in mapping and strata[r, c] == "":
-                    strata[r, c] = mapping[out]
+        # population strata for candidates whose golden units came from a stratified draw (first draw's wins)
+        if pop_found.any():
+            cell = pop_r * shape[1] + pop_c
+            _, first = np.unique(np.where(pop_found, cell, -1), return_index=True)
+            first = first[pop_found[first]]
+            empty = strata[pop_r[first], pop_c[first]] == ""
+            strata[pop_r[first][empty], pop_c[first][empty]] = pop_stratum[first][empty]
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         # where a reviewer adjudicated a drawn unit, calibration uses that label instead of the annotators' mean

@@ -2,8 +2,10 @@
 
 A manifest names the eval set version and rubric version (their hashes and a digest of their stored rows), the
 judge run(s), the software version, and for each set of rows the report read (judgments, labels, golden units
-and assignments, outputs) a SHA-256 digest over every row's values in id order, so that a changed, added or
-deleted row changes the digest. Beside each digest it keeps a 4-byte fingerprint per row, so that a check can
+and assignments, outputs) a SHA-256 digest over the rows' values in id order, so that a changed, added or
+deleted row changes the digest. For judgments, outputs and labels the values are the columns reports compute from
+(`analysis.stored.COLUMNS_IN_WORDS`, also written into the manifest under "columns"); the smaller sets are digested
+whole. Beside each digest it keeps a 4-byte fingerprint per row, so that a check can
 say how many rows changed, appeared or disappeared, and which. `body_sha256` covers the report's own text (the
 Markdown above the manifest, or the canonical JSON without the manifest), so an edited report file is caught
 too. This is tamper-evidence, not a signature: whoever can write the database and the report can forge both.
@@ -37,11 +39,15 @@ from storage.models import (
     Run,
 )
 
-FORMAT = "ownbench-report-manifest/2"
-# Format 1 digested each row as canonical JSON (about 30 µs a row); format 2 streams driver rows through
-# vectorised per-value hashes (analysis/rowdigest.py). Reports written in format 1 still verify.
+FORMAT = "ownbench-report-manifest/3"
+# Format 1 digested each row as canonical JSON (about 30 µs a row); format 2 streams every column of every row
+# through vectorised per-value hashes (analysis/rowdigest.py); format 3 digests judgments, outputs and labels by
+# the columns reports compute from (analysis/stored.py: not a rationale's or an output's wording), from the very
+# arrays the report computed with, so a million judgments are read once, not twice. Reports written in formats 1
+# and 2 still verify, each by its own rules.
+FORMAT_2 = "ownbench-report-manifest/2"
 FORMAT_1 = "ownbench-report-manifest/1"
-FORMATS = (FORMAT, FORMAT_1)
+FORMATS = (FORMAT, FORMAT_2, FORMAT_1)
 MARKDOWN_HEADING = "## Manifest"
 _FENCE_RE = re.compile(r"^## Manifest\n.*?^```json\n(?P<json>.*?)^```\s*$", re.DOTALL | re.MULTILINE)
 FINGERPRINT_BYTES = 4
@@ -89,17 +95,18 @@ def _row_digest(table: str, row: dict[str, Any]) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
-def _encode_ids(ids: list[int]) -> str:
-    """Sorted ids as ranges: [1, 2, 3, 7, 9, 10] → "1-3,7,9-10"."""
-    parts: list[str] = []
-    i = 0
-    while i < len(ids):
-        j = i
-        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
-            j += 1
-        parts.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
-        i = j + 1
-    return ",".join(parts)
+def _encode_ids(ids: Any) -> str:
+    """Sorted ids as ranges: [1, 2, 3, 7, 9, 10] → "1-3,7,9-10" (a million consecutive ids → one range)."""
+    import numpy as np
+
+    arr = np.asarray(ids, np.int64)
+    if not arr.size:
+        return ""
+    breaks = np.flatnonzero(np.diff(arr) != 1)
+    starts = np.concatenate([[0], breaks + 1]).tolist()
+    ends = np.concatenate([breaks, [arr.size - 1]]).tolist()
+    lo, hi = arr[starts].tolist(), arr[ends].tolist()
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in zip(lo, hi))
 
 
 def _decode_ids(text: str) -> list[int]:
@@ -146,8 +153,8 @@ def _rowset(session: Session, model: Any, where: ColumnElement[bool] | None) -> 
 
 
 def _scopes(session: Session, version_id: int, rubric_version_id: int, judge_runs: list[int],
-            fmt: str = FORMAT) -> dict[str, Any]:
-    from analysis.rowdigest import streamed_rowset
+            fmt: str = FORMAT, reads: dict | None = None) -> dict[str, Any]:
+    from analysis.rowdigest import columnset_rowset, streamed_rowset
 
     rowset = _rowset if fmt == FORMAT_1 else streamed_rowset
     judged_runs = select(Output.run_id).join(Judgment, Judgment.output_id == Output.id).where(  # type: ignore[arg-type]
@@ -155,14 +162,28 @@ def _scopes(session: Session, version_id: int, rubric_version_id: int, judge_run
     version_outputs = select(Output.id).join(Run, Run.id == Output.run_id).where(Run.version_id == version_id)  # type: ignore[arg-type]
     units = select(GoldenUnit.id).where(GoldenUnit.version_id == version_id,
                                         GoldenUnit.rubric_version_id == rubric_version_id)
+    if fmt == FORMAT:
+        from analysis.stored import judged_outputs, judgments_of, labels_of, outputs_of
+
+        judgments = judgments_of(session, judge_runs, reads)
+        outputs = judged_outputs(judgments, outputs_of(session, version_id, reads))
+        large = {"judgments": columnset_rowset(judgments),
+                 "labels": columnset_rowset(labels_of(session, version_id, rubric_version_id, reads)),
+                 "outputs": columnset_rowset(outputs)}
+    else:
+        large = {
+            "judgments": rowset(session, Judgment, Judgment.judge_run_id.in_(judge_runs)),  # type: ignore[union-attr]
+            "labels": rowset(session, Label, (Label.rubric_version_id == rubric_version_id)
+                             & Label.output_id.in_(version_outputs)),  # type: ignore[union-attr]
+            "outputs": rowset(session, Output, Output.run_id.in_(judged_runs)),  # type: ignore[union-attr]
+        }
     return {
-        "judgments": rowset(session, Judgment, Judgment.judge_run_id.in_(judge_runs)),  # type: ignore[union-attr]
-        "labels": rowset(session, Label, (Label.rubric_version_id == rubric_version_id)
-                          & Label.output_id.in_(version_outputs)),  # type: ignore[union-attr]
+        "judgments": large["judgments"],
+        "labels": large["labels"],
         "adjudications": rowset(session, Adjudication, Adjudication.golden_unit_id.in_(units)),  # type: ignore[union-attr]
         "golden_units": rowset(session, GoldenUnit, GoldenUnit.id.in_(units)),  # type: ignore[union-attr]
         "golden_assignments": rowset(session, GoldenAssignment, GoldenAssignment.golden_unit_id.in_(units)),  # type: ignore[union-attr]
-        "outputs": rowset(session, Output, Output.run_id.in_(judged_runs)),  # type: ignore[union-attr]
+        "outputs": large["outputs"],
         "judge_runs": rowset(session, JudgeRun, JudgeRun.id.in_(judge_runs)),  # type: ignore[union-attr]
     }
 
@@ -177,8 +198,11 @@ def _one_row(session: Session, model: Any, row_id: int) -> str | None:
 
 
 def build_manifest(session: Session, report: str, version_id: int, rubric_version_id: int,
-                   judge_runs: list[int | None], parameters: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The manifest of a report computed now from these rows (the report's text digest is added on output)."""
+                   judge_runs: list[int | None], parameters: dict[str, Any] | None = None,
+                   reads: dict | None = None) -> dict[str, Any]:
+    """The manifest of a report computed now from these rows (the report's text digest is added on output).
+    `reads`: the arrays the report already read (`analysis.stored`), digested as they are instead of read again."""
+    from analysis.stored import COLUMNS_IN_WORDS
     from evalsets.freeze import version_label
 
     runs = sorted({int(r) for r in judge_runs if r is not None})
@@ -197,7 +221,9 @@ def build_manifest(session: Session, report: str, version_id: int, rubric_versio
                    "hash": rubric.content_hash if rubric else None,
                    "row_sha256": _one_row(session, RubricVersion, rubric_version_id)},
         "judge_runs": runs,
-        "digests": {name: rs.to_dict() for name, rs in _scopes(session, version_id, rubric_version_id, runs).items()},
+        "columns": COLUMNS_IN_WORDS,
+        "digests": {name: rs.to_dict()
+                    for name, rs in _scopes(session, version_id, rubric_version_id, runs, reads=reads).items()},
     }
 
 

@@ -230,7 +230,8 @@ def agreement_report(
 
     report.position_bias = position_bias_section(session, version_id, rubric_version_id)
     report.manifest = build_manifest(session, "agreement", version_id, rubric_version_id,
-                                     [study.judge_run.id, *(pb.get("judge_run") for pb in report.position_bias)])
+                                     [study.judge_run.id, *(pb.get("judge_run") for pb in report.position_bias)],
+                                     reads=study.reads)
     return report
 
 
@@ -620,7 +621,7 @@ def ranking_report(
         entry["warnings"] = cal.warnings
         report.criteria.append(entry)
     report.manifest = build_manifest(session, "rank", version_id, rubric_version_id,
-                                     [study.judge_run.id, (pairwise or {}).get("judge_run")])
+                                     [study.judge_run.id, (pairwise or {}).get("judge_run")], reads=study.reads)
     return report
 
 
@@ -781,7 +782,7 @@ def compare_report(
         e["significant_drop"] = bool(e["difference"].value < 0 and p < level)
         e["significant_gain"] = bool(e["difference"].value > 0 and p < level)
     report.manifest = build_manifest(session, "compare", version_id, rubric_version_id, [study.judge_run.id],
-                                     {"baseline": baseline, "candidate": candidate})
+                                     {"baseline": baseline, "candidate": candidate}, reads=study.reads)
     return report
 
 

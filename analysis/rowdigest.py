@@ -61,7 +61,7 @@ class StreamedRowSet:
     def to_dict(self) -> dict[str, Any]:
         from analysis.manifest import _encode_ids
 
-        return {"sha256": self.sha256, "rows": int(self.ids.size), "ids": _encode_ids(self.ids.tolist()),
+        return {"sha256": self.sha256, "rows": int(self.ids.size), "ids": _encode_ids(self.ids),
                 "fingerprints": base64.b64encode(self.fingerprints()).decode()}
 
 
@@ -165,3 +165,50 @@ def streamed_rowset(session: Session, model: Any, where: ColumnElement[bool] | N
     ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int64)
     digests = np.concatenate(dig_parts) if dig_parts else np.zeros((0, 2), np.uint64)
     return StreamedRowSet(ids, digests, content.hexdigest())
+
+
+# --- format 3: the columns a report computes from, digested from the arrays it computed with -------------------
+
+
+def _name_digests(names: list, salt: np.ndarray, content: Any) -> np.ndarray:
+    """(len(names), 2) uint64: one 128-bit digest per distinct text value (None distinct from every text)."""
+    table = np.empty((max(len(names), 1), 2), np.uint64)
+    table[:] = salt
+    for k, name in enumerate(names):
+        text = b"\x00" if name is None else b"\x01" + str(name).encode("utf-8")
+        content.update(len(text).to_bytes(8, "big") + text)
+        table[k] = np.frombuffer(hashlib.sha256(salt.tobytes() + text).digest()[:16], ">u8").astype(np.uint64)
+    return table
+
+
+def columnset_rowset(columns: Any) -> StreamedRowSet:
+    """The digest of a `storage.columns.ColumnSet`: the SHA-256 covers the table, every column's name, kind and
+    values (text by its bytes), and each row gets a 128-bit digest mixed from its values, as in format 2. Columns
+    are taken in name order, so the digest does not depend on the order they were read in."""
+    from storage.columns import Categorical
+
+    content = hashlib.sha256(b"ownbench-columns/1\x1e" + columns.table.encode())
+    n = len(columns)
+    h = np.empty((n, 2), np.uint64)
+    h[:] = _SEEDS
+    ids = np.ascontiguousarray(columns.ids, np.int64)
+    with np.errstate(over="ignore"):
+        for name in ["id", *sorted(columns.columns)]:
+            col = ids if name == "id" else columns.columns[name]
+            kind = "i" if name == "id" else columns.kinds[name]
+            salt = _salt(f"{columns.table}.{name}")
+            content.update(b"\x1e" + name.encode() + b"\x1f" + kind.encode())
+            if isinstance(col, Categorical):
+                table = _name_digests(col.names, salt, content)
+                codes = np.ascontiguousarray(col.codes, np.int32)
+                content.update(codes.astype(">i4").tobytes())
+                h = _mix(h ^ table[codes]) if n else h
+                continue
+            if kind == "f":
+                vals = np.where(np.isnan(col), np.nan, col).astype(np.float64)  # one NaN bit pattern
+                bits = np.ascontiguousarray(vals).view(np.uint64)
+            else:
+                bits = np.ascontiguousarray(col, np.int64).view(np.uint64)
+            content.update(bits.astype(">u8").tobytes())
+            h = _mix(h ^ np.stack([_mix(bits ^ salt[0]), _mix(bits ^ salt[1])], axis=1))
+    return StreamedRowSet(ids, h, content.hexdigest())

@@ -183,24 +183,34 @@ def test_no_code_path_updates_or_deletes_judgments_or_labels():
     assert _MUTATION.search('conn.execute(text("DELETE FROM label WHERE id = 1"))')
 
 
-def test_format_1_manifests_still_verify_and_format_2_finds_the_same_change(engine):
-    """Reports written before the streamed digests (format 1, one canonical JSON per row) verify as they did;
-    both formats name the same changed judgment."""
-    from analysis.manifest import FORMAT_1, _scopes, build_manifest, verify_manifest
+def test_earlier_formats_still_verify_and_every_format_finds_a_changed_verdict(engine):
+    """Reports written before the streamed digests (format 1, one canonical JSON per row) and before the column
+    digests (format 2, every column of every row) verify by their own rules; all three name the same changed
+    verdict. A rationale is free text no number depends on: formats 1 and 2 covered it, format 3 says it does not."""
+    from analysis.manifest import FORMAT_1, FORMAT_2, _scopes, build_manifest, verify_manifest
 
     seed_study(engine, items=30, golden=20, k=1, seed=7)
     with session_scope(engine) as s:
         new = build_manifest(s, "rank", 1, 1, [1])
-        old = {**new, "format": FORMAT_1,
-               "digests": {k: v.to_dict() for k, v in _scopes(s, 1, 1, [1], FORMAT_1).items()}}
-        assert new["format"] == FORMAT and new["digests"]["judgments"]["rows"] == old["digests"]["judgments"]["rows"]
-        assert new["digests"]["judgments"]["sha256"] != old["digests"]["judgments"]["sha256"]  # different rows hashes
-        for m in (new, old):
+        older = [{**new, "format": fmt, "digests": {k: v.to_dict() for k, v in _scopes(s, 1, 1, [1], fmt).items()}}
+                 for fmt in (FORMAT_2, FORMAT_1)]
+        assert new["format"] == FORMAT and "rationale" not in new["columns"]["judgments"]
+        for m in older:
+            assert new["digests"]["judgments"]["rows"] == m["digests"]["judgments"]["rows"]
+            assert new["digests"]["judgments"]["sha256"] != m["digests"]["judgments"]["sha256"]
+        for m in (new, *older):
             assert not any(f.changed for f in verify_manifest(s, m, "")), m["format"]
         target = s.exec(select(Judgment.id).where(Judgment.status == "scored").order_by(Judgment.id)).first()
+        verdict = s.get(Judgment, target).verdict
     raw_sql(engine, f"UPDATE judgment SET rationale = 'edited' WHERE id = {target}")
     with session_scope(engine) as s:
-        for m in (new, old):
+        for m in (new, *older):
+            found = {f.what.split(" (")[0]: f for f in verify_manifest(s, m, "")}
+            assert found["judgments"].changed == (m is not new), m["format"]
+    flipped = "fail" if verdict == "pass" else "pass"
+    raw_sql(engine, f"UPDATE judgment SET verdict = '{flipped}' WHERE id = {target}")
+    with session_scope(engine) as s:
+        for m in (new, *older):
             found = {f.what.split(" (")[0]: f for f in verify_manifest(s, m, "")}
             assert found["judgments"].changed and f"1 changed (ids {target})" in found["judgments"].detail, m["format"]
             assert not found["labels"].changed and not found["outputs"].changed
