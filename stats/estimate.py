@@ -56,8 +56,9 @@ def resample_counts(rng: np.random.Generator, n: int, n_boot: int, dtype: type =
     """(n_boot, n) multiplicities of a nonparametric bootstrap: each row is one resample of n units with
     replacement, as counts, so that any statistic linear in per-unit terms becomes one matrix product.
 
-    Drawn and counted in blocks of about 64 k integers, so the draws are counted while still in cache; the integers are those one (n_boot, n) draw would give. Counts are small integers, exact in
-    float32 below 2**24 units."""
+    Drawn and counted in blocks of about 64 k integers, so the draws are counted while still in cache; the
+    integers are those one (n_boot, n) draw would give. Counts are small integers, exact in float32 below
+    2**24 units."""
     out = np.empty((n_boot, n), dtype)
     rows = max(1, 65_536 // max(n, 1))
     for start in range(0, n_boot, rows):
