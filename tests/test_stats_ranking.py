@@ -6,8 +6,8 @@ import pytest
 from scipy import stats as sps
 
 from stats.alt_test import alt_test
-from stats.estimate import bootstrap_rng, resample_counts
 from stats.bias import leniency, position_bias, self_preference, verbosity
+from stats.estimate import bootstrap_rng, resample_counts
 from stats.gate import GateConfig, check_gate
 from stats.ranking import (
     bootstrap_item_means,
