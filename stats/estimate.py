@@ -52,13 +52,22 @@ def bootstrap_rng(seed: int | np.random.SeedSequence) -> np.random.Generator:
     return np.random.Generator(np.random.SFC64(seed))
 
 
-def resample_counts(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+def resample_counts(rng: np.random.Generator, n: int, n_boot: int, dtype: type = np.float64) -> np.ndarray:
     """(n_boot, n) multiplicities of a nonparametric bootstrap: each row is one resample of n units with
-    replacement, as counts, so that any statistic linear in per-unit terms becomes one matrix product."""
-    idx = rng.integers(0, n, size=(n_boot, n), dtype=np.uint32 if n < 2**32 else np.int64)
-    out = np.empty((n_boot, n))
-    for r in range(n_boot):  # row by row: each count vector stays in cache
-        out[r] = np.bincount(idx[r], minlength=n)
+    replacement, as counts, so that any statistic linear in per-unit terms becomes one matrix product.
+
+    Drawn and counted in blocks of about 64 k integers, so the draws are counted while still in cache; the
+    integers are those one (n_boot, n) draw would give. Counts are small integers, exact in float32 below
+    2**24 units."""
+    out = np.empty((n_boot, n), dtype)
+    rows = max(1, 65_536 // max(n, 1))
+    for start in range(0, n_boot, rows):
+        # intp: what bincount counts in (no cast copy); for n < 2**32 the same draws as uint32
+        b = min(rows, n_boot - start)
+        idx = rng.integers(0, n, size=(b, n), dtype=np.intp)
+        if b > 1:  # one count over the block: row r's units are r·n … r·n + n − 1
+            idx += np.arange(0, b * n, n)[:, None]
+        out[start:start + b] = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n)
     return out
 
 

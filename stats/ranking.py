@@ -3,6 +3,8 @@ Pareto set of quality against cost."""
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,19 +12,43 @@ import numpy as np
 from stats.estimate import Estimate, bootstrap_rng, percentile_interval, resample_counts, resampled_sums
 
 
-def bootstrap_item_means(z: np.ndarray, *, n_boot: int = 10_000, seed: int = 0, chunk: int = 500) -> np.ndarray:
+def bootstrap_item_means(
+    z: np.ndarray, *, n_boot: int = 10_000, seed: int = 0, chunk: int = 500, threads: int | None = None
+) -> np.ndarray:
     """Paired nonparametric bootstrap over items (Efron & Tibshirani 1993): `z` is candidates × items of
     per-item values (NaN where a candidate has no output); every resample draws the SAME items for all
     candidates, so differences keep their pairing. Returns candidates × n_boot resampled means.
 
-    Vectorised: each chunk of resamples is an item-multiplicity matrix, and the means are two matrix products
-    (sums and counts, so missing values drop out per resample)."""
+    Vectorised: each chunk of resamples is an item-multiplicity matrix, and the means are one matrix product
+    (sums and counts, so missing values drop out per resample). The product is taken in float32 on values
+    centred on each candidate's own mean m (its estimate), which is added back in float64:
+    boot = m + Σ w·(z − m) / Σ w·ok. Counts are exact in float32, the centred values are small, so the
+    rounding is that of float32 relative to the spread of z, not to its level; a constant row resamples to
+    exactly its mean, so an estimate never falls outside its own interval by rounding.
+
+    Chunks run on `threads` threads (default: two from 20 M drawn counts on, one below): each chunk has its
+    own stream and its own columns of the result, so the result does not depend on the number of threads.
+    Drawing integers and the product release the GIL: on two busy shared cores 20 candidates × 50 000 items
+    × 10 000 resamples took 8.9 s on two threads against 11.5 s on one (medians of 3), 12 × 300 × 10 000 was
+    no faster on two (0.20 s against 0.16 s)."""
     z = np.asarray(z, float)
     c, n = z.shape
+    if n == 0:
+        return np.full((c, n_boot), np.nan)
     ok = np.isfinite(z)
-    zt = np.ascontiguousarray(np.where(ok, z, 0.0).T)
-    okt = None if ok.all() else np.ascontiguousarray(ok.T.astype(np.float64))
-    # bounded memory: a chunk's multiplicity matrix holds at most ~4 M counts (32 MB) whatever the item count
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a candidate without items: NaN mean, NaN resamples
+        # the expression the shown estimates are computed with, so a constant row resamples to its estimate
+        m = np.nanmean(np.where(ok, z, np.nan), axis=1)
+    centred = np.where(ok, z - m[:, None], 0.0)
+    # the mean of n copies of v need not round to v: a constant row is centred to exactly 0
+    centred[np.where(ok, z, np.inf).min(axis=1) == np.where(ok, z, -np.inf).max(axis=1)] = 0.0
+    # counts per resample stay exact in float32 up to 2**24 items
+    dtype = np.float32 if n < 2**24 else np.float64
+    full = ok.all()
+    # one product for sums and item counts: [centred | ok] as columns
+    rhs = np.ascontiguousarray((centred if full else np.concatenate([centred, ok])).T, dtype=dtype)
+    # bounded memory: a chunk's multiplicity matrix holds at most ~4 M counts (16 MB) whatever the item count
     chunk = max(1, min(chunk, 4_000_000 // max(n, 1)))
     starts = list(range(0, n_boot, chunk))
     # one independent stream per chunk, so a chunk's draws do not depend on the chunk size of the others
@@ -31,13 +57,22 @@ def bootstrap_item_means(z: np.ndarray, *, n_boot: int = 10_000, seed: int = 0, 
 
     def run(k: int) -> None:
         b = min(chunk, n_boot - starts[k])
-        w = resample_counts(bootstrap_rng(seeds[k]), n, b)
-        sums = w @ zt
+        w = resample_counts(bootstrap_rng(seeds[k]), n, b, dtype)
+        prod = (w @ rhs).astype(np.float64)
+        cnt = n if full else prod[:, c:]
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, starts[k]:starts[k] + b] = (sums / (w @ okt) if okt is not None else sums / n).T
+            out[:, starts[k]:starts[k] + b] = (m + prod[:, :c] / cnt).T
 
-    for k in range(len(starts)):  # serial: on two shared cores, threads lost more to contention than they won
-        run(k)
+    if threads is None:
+        threads = min(2, os.cpu_count() or 1) if n * n_boot >= 20_000_000 else 1
+    if threads > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(run, range(len(starts))))
+    else:
+        for k in range(len(starts)):
+            run(k)
     return out
 
 

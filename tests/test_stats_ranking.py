@@ -7,6 +7,7 @@ from scipy import stats as sps
 
 from stats.alt_test import alt_test
 from stats.bias import leniency, position_bias, self_preference, verbosity
+from stats.estimate import bootstrap_rng, resample_counts
 from stats.gate import GateConfig, check_gate
 from stats.ranking import (
     bootstrap_item_means,
@@ -34,6 +35,62 @@ def test_bootstrap_interval_agrees_with_scipy():
     lo, hi = np.quantile(ours, [0.025, 0.975])
     ref = sps.bootstrap((x,), np.mean, n_resamples=10_000, method="percentile", random_state=4).confidence_interval
     assert lo == pytest.approx(ref.low, abs=0.01) and hi == pytest.approx(ref.high, abs=0.01)
+
+
+def _float64_item_means(z, n_boot, seed, chunk=500):
+    """The resampled means in float64 from the same counts bootstrap_item_means draws (one stream per chunk)."""
+    c, n = z.shape
+    ok = np.isfinite(z)
+    chunk = max(1, min(chunk, 4_000_000 // n))
+    starts = list(range(0, n_boot, chunk))
+    seeds = np.random.SeedSequence(seed).spawn(len(starts))
+    out = np.empty((c, n_boot))
+    for s, ss in zip(starts, seeds):
+        w = resample_counts(bootstrap_rng(ss), n, min(chunk, n_boot - s))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, s:s + w.shape[0]] = ((w @ np.where(ok, z, 0.0).T) / (w @ ok.T.astype(float))).T
+    return out
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.1])
+def test_bootstrap_item_means_agree_with_float64(missing):
+    rng = np.random.default_rng(5)
+    # far from 0 relative to their spread: float32 on the raw values would be off by ~level·6e-8
+    z = 1000.0 + rng.normal(0, 0.3, (5, 700)) * np.arange(1, 6)[:, None]
+    z[rng.random(z.shape) < missing] = np.nan
+    if missing:
+        z[4] = np.nan  # a candidate without items: NaN resamples
+    ours = bootstrap_item_means(z, n_boot=1200, seed=2)
+    ref = _float64_item_means(z, 1200, 2)
+    assert np.array_equal(np.isnan(ours), np.isnan(ref))
+    # the product is float32 on values centred on each candidate's mean: each centred value and each partial
+    # sum rounds to 2**-24 ≈ 6e-8 of its size, so a resampled mean is off by a few such units of the spread of
+    # z (≤ 1.4e-7 sd observed), not of its level (1e-9 relative to the level would need float64 throughout);
+    # that is thousands of times below the bootstrap's own Monte-Carlo error
+    have = ~np.isnan(z).all(axis=1)
+    sd = np.nanstd(z[have], axis=1, keepdims=True)
+    assert np.all(np.abs(ours[have] - ref[have]) <= 1e-6 * sd)
+
+
+def test_bootstrap_item_means_same_on_any_number_of_threads():
+    rng = np.random.default_rng(6)
+    z = rng.normal(0.5, 0.3, (4, 300))
+    z[rng.random(z.shape) < 0.05] = np.nan
+    one = bootstrap_item_means(z, n_boot=3000, seed=7, threads=1)
+    assert np.array_equal(one, bootstrap_item_means(z, n_boot=3000, seed=7, threads=2), equal_nan=True)
+    assert np.array_equal(one, bootstrap_item_means(z, n_boot=3000, seed=7, threads=3), equal_nan=True)
+
+
+@pytest.mark.parametrize("n", [300, 50_000])
+def test_constant_rows_resample_to_exactly_their_estimate(n):
+    z = np.full((3, n), 0.3)
+    z[1, ::7] = np.nan  # missing items
+    z[2] = np.linspace(0, 1, n)
+    boot = bootstrap_item_means(z, n_boot=200, seed=1)
+    est = np.nanmean(z, axis=1)  # for n = 50 000 not 0.3 exactly: the resamples must be that value
+    assert np.all(boot[0] == est[0]) and np.all(boot[1] == est[1])
+    r = rank_by_influence(z, ["a", "b", "c"], n_boot=200, seed=1)
+    assert all(e.low <= e.value <= e.high for e in r.estimates)
 
 
 def test_holm_matches_hand_computation():
