@@ -269,6 +269,7 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
     if len(lc):
         _, last_from_end = np.unique(lab_key[::-1], axis=0, return_index=True)
         lc = lc.take(np.isin(np.arange(len(lc)), len(lc) - 1 - last_from_end))
+    l_crit_c = lc["criterion_id"]
     names = {a.id: a.name for a in session.exec(select(Annotator))}
     golden = {g.id: g for g in session.exec(
         select(GoldenUnit).where(GoldenUnit.version_id == version_id, GoldenUnit.rubric_version_id == rubric_version_id,
