@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, Text, case, cast, select
+from sqlalchemy import JSON, Text, case, cast, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
@@ -128,46 +128,62 @@ def read_columns(session: Session, table: Any, columns: dict[str, tuple[str, Any
             elif not nullable[name]:
                 parts[name].append(col.astype(bool if kind == "b" else np.int64))
             else:
-                parts[name].append(np.where(col == None, 0 if kind == "b" else -1, col)  # noqa: E711
+                parts[name].append(np.where(col == None, 0 if kind == "b" else -1, col)
                                    .astype(bool if kind == "b" else np.int64))
     out = ColumnSet(table.name, np.concatenate(ids) if ids else np.zeros(0, np.int64), kinds=kinds)
     empty = {"i": np.int64, "f": np.float64, "b": bool, "t": np.int32}
     for name in names:
         arr = np.concatenate(parts[name]) if parts[name] else np.zeros(0, empty[kinds[name]])
         out.columns[name] = Categorical(arr, list(seen[name])) if kinds[name] == "t" else arr
-    for name, (kind, expr) in (sparse or {}).items():
-        out.columns[name] = _sparse(session, table, kind, expr, where, out.ids, dialect, chunk)
-        out.kinds[name] = kind
+    if sparse:
+        out.columns.update(_sparse(session, table, sparse, where, out.ids, dialect, chunk))
+        out.kinds.update({name: kind for name, (kind, _) in sparse.items()})
     for name, value in (constants or {}).items():
         out.columns[name] = np.full(out.ids.size, value, np.int64)
         out.kinds[name] = "i"
     return out
 
 
-
-def _sparse(session: Session, table: Any, kind: str, expr: Any, where: ColumnElement[bool] | None, ids: np.ndarray,
-            dialect: str, chunk: int) -> Any:
-    """A mostly-NULL column over the rows `ids`: only its values are read, then put in place by id."""
+def _held(kind: str, expr: Any) -> Any:
     held = expr if kind == "b" else expr.is_not(None)
     if isinstance(getattr(expr, "type", None), JSON):  # the ORM writes None as JSON 'null': no value either
         held = held & (cast(expr, Text) != "null")
-    stmt = select(table.c.id, _sql(kind, expr, dialect)).where(held).order_by(table.c.id)
+    return held
+
+
+def _sparse(session: Session, table: Any, columns: dict[str, tuple[str, Any]], where: ColumnElement[bool] | None,
+            ids: np.ndarray, dialect: str, chunk: int) -> dict[str, Any]:
+    """Mostly-NULL columns over the rows `ids`: one query reads the rows where any of them holds a value, and the
+    values are put in place by id."""
+    names = list(columns)
+    held = [_held(*columns[n]) for n in names]
+    stmt = select(table.c.id, *[_sql(*columns[n], dialect) for n in names], *held).where(or_(*held))
     if where is not None:
         stmt = stmt.where(where)
-    at_parts, values = [], []
-    for rows in stream_rows(session, stmt, chunk):
+    k = len(names)
+    at_parts: list[np.ndarray] = []
+    got_rows: list[tuple] = []
+    for rows in stream_rows(session, stmt.order_by(table.c.id), chunk):
         got = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         at = np.searchsorted(ids, got)
         keep = (at < ids.size) & (ids[np.minimum(at, max(ids.size - 1, 0))] == got) if ids.size else got < 0
         at_parts.append(at[keep])
-        values.extend(r[1] for r, k in zip(rows, keep.tolist()) if k)
+        got_rows.extend(r for r, kept in zip(rows, keep.tolist()) if kept)
     at = np.concatenate(at_parts) if at_parts else np.zeros(0, np.int64)
-    if kind == "t":
-        names: dict[str | None, int] = {None: 0}
-        codes = np.zeros(ids.size, np.int32)
-        codes[at] = [names.setdefault(v, len(names)) for v in values]
-        return Categorical(codes, list(names))
-    out = np.full(ids.size, np.nan if kind == "f" else False if kind == "b" else -1,
-                  np.float64 if kind == "f" else bool if kind == "b" else np.int64)
-    out[at] = values
+    out: dict[str, Any] = {}
+    for j, name in enumerate(names):
+        kind = columns[name][0]
+        mine = np.array([bool(r[1 + k + j]) for r in got_rows], bool)
+        where_at = at[mine] if mine.size else at[:0]
+        values = [r[1 + j] for r, m in zip(got_rows, mine.tolist()) if m]
+        if kind == "t":
+            seen: dict[str | None, int] = {None: 0}
+            codes = np.zeros(ids.size, np.int32)
+            codes[where_at] = [seen.setdefault(v, len(seen)) for v in values]
+            out[name] = Categorical(codes, list(seen))
+            continue
+        arr = np.full(ids.size, np.nan if kind == "f" else False if kind == "b" else -1,
+                      np.float64 if kind == "f" else bool if kind == "b" else np.int64)
+        arr[where_at] = [bool(v) for v in values] if kind == "b" else values
+        out[name] = arr
     return out
