@@ -14,7 +14,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from storage.columns import ColumnSet, read_columns
-from storage.models import Judgment, Label, Output, Run
+from storage.models import Item, Judgment, Label, Output, Run
 
 Reads = dict  # (what, key) → ColumnSet, for one report
 
@@ -96,7 +96,9 @@ def labels_of(session: Session, version_id: int, rubric_version_id: int, reads: 
     key = ("labels", version_id, rubric_version_id)
     if key not in reads:
         t = Label.__table__
-        labels = read_columns(session, t, _label_columns(), t.c.rubric_version_id == rubric_version_id,
+        items = select(Item.id).where(Item.version_id == version_id)  # a rubric may serve many versions
+        labels = read_columns(session, t, _label_columns(),
+                              (t.c.rubric_version_id == rubric_version_id) & t.c.item_id.in_(items),
                               constants={"rubric_version_id": rubric_version_id})
         reads[key] = labels.take(np.isin(labels["output_id"], outputs_of(session, version_id, reads).ids))
     return reads[key]
