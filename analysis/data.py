@@ -265,9 +265,12 @@ def load_study(session: Session, version_id: int, rubric_version_id: int, judge_
     lc = labels_of(session, version_id, rubric_version_id, reads)
     lc = lc.take(lc["output_b_id"] < 0)  # pointwise labels
     l_crit_c = lc["criterion_id"]
-    lab_key = np.stack([l_crit_c.codes.astype(np.int64), lc["output_id"], lc["annotator_id"]], axis=1)
     if len(lc):
-        _, last_from_end = np.unique(lab_key[::-1], axis=0, return_index=True)
+        from stats.estimate import distinct_rows
+
+        lab_key = distinct_rows(np.stack([l_crit_c.codes, lc["output_id"], lc["annotator_id"]], axis=1)
+                                .astype(np.float64))[1]  # one integer per annotator × output × criterion
+        _, last_from_end = np.unique(lab_key[::-1], return_index=True)
         lc = lc.take(np.isin(np.arange(len(lc)), len(lc) - 1 - last_from_end))
     l_crit_c = lc["criterion_id"]
     names = {a.id: a.name for a in session.exec(select(Annotator))}

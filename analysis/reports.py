@@ -216,7 +216,8 @@ def agreement_report(
         if cd.criterion.get("type") in ("binary", "ordinal"):
             hm = np.nanmean(np.stack([ratings[n] for n in cd.humans]), axis=0) if cd.humans else judge * np.nan
             length = cd.length[rows, cols]
-            fam = np.array([_family(study.candidates[r].model) == judge_family for r in rows])
+            same_family = np.array([_family(c.model) == judge_family for c in study.candidates], bool)
+            fam = same_family[rows] if rows.size else np.zeros(0, bool)
             sp = self_preference(judge, hm, fam) if fam.any() and (~fam).any() else None
             entry["bias"] = {"leniency": _d(leniency(judge, hm)), "verbosity": _d(verbosity(judge, hm, length)),
                              "self_preference": ({k: _d(v) for k, v in sp.items()} if sp else None),

@@ -71,6 +71,28 @@ def resample_counts(rng: np.random.Generator, n: int, n_boot: int, dtype: type =
     return out
 
 
+def distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(x, axis=0, return_inverse=True)` for a 2-d float array, in the same order, without its
+    row-wise sort: each column's values become codes, the codes one mixed-radix integer per row (lexicographic
+    like the rows), and those integers are sorted. Falls back to numpy's own when NaNs or too many distinct
+    values make the integer overflow."""
+    n, p = x.shape
+    if n == 0 or np.isnan(x).any():
+        distinct, inverse = np.unique(x, axis=0, return_inverse=True)
+        return distinct, inverse.ravel()
+    key = np.zeros(n, np.int64)
+    radix = 1
+    for j in range(p):
+        values, codes = np.unique(x[:, j], return_inverse=True)
+        radix *= max(values.size, 1)
+        if radix >= 2**62:
+            distinct, inverse = np.unique(x, axis=0, return_inverse=True)
+            return distinct, inverse.ravel()
+        key = key * values.size + codes.ravel()
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return x[first], inverse.ravel()
+
+
 def resampled_sums(x: np.ndarray, n_boot: int, seed: int = 0, *, budget: int = 4_000_000) -> np.ndarray:
     """Bootstrap sums of the rows of `x` (units × p, or a vector): (n_boot, p) totals over n_boot resamples
     of its units with replacement.
@@ -89,8 +111,7 @@ def resampled_sums(x: np.ndarray, n_boot: int, seed: int = 0, *, budget: int = 4
     if n == 0:
         out[:] = 0.0
         return out[:, 0] if vec else out
-    distinct, inverse = np.unique(x2, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
+    distinct, inverse = distinct_rows(x2)
     k = distinct.shape[0]
     if k <= max(64, n // 8):
         share = np.bincount(inverse, minlength=k) / n
