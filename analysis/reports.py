@@ -536,7 +536,7 @@ def _pairwise_only(session: Session, version_id: int, rubric_version_id: int, pa
 
 def ranking_report(
     session: Session, version_id: int, rubric_version_id: int, *, viewer: Viewer, force: bool = False,
-    gate: GateConfig = GateConfig(), judge_run_id: int | None = None, n_boot: int = 10_000, seed: int = 0,
+    gate: GateConfig = GateConfig(), judge_run_id: int | None = None, n_boot: int = 2000, seed: int = 0,
     estimand: str = "own", lam: float | None = None,
 ) -> RankingReport:
     """Candidates ranked per criterion by calibrated estimate, gated (see `stats.gate`)."""
@@ -699,7 +699,7 @@ class CompareReport:
 def compare_report(
     session: Session, version_id: int, rubric_version_id: int, baseline: str, candidate: str, *, viewer: Viewer,
     level: float = 0.05, gate: GateConfig = GateConfig(), judge_run_id: int | None = None,
-    n_boot: int = 10_000, seed: int = 0, force: bool = False, lam: float | None = None,
+    n_boot: int = 2000, seed: int = 0, force: bool = False, lam: float | None = None,
 ) -> CompareReport:
     """Per criterion the calibrated difference candidate − baseline on the same items (paired bootstrap over
     items of the prediction-powered influence values), its p-value, Holm across criteria; the per-item list of
@@ -773,7 +773,7 @@ def compare_report(
                                                   "mean difference over the items both candidates answered")
         entry["estimand"] = "shared"
         entry["items_only_one_answered"] = int((np.isfinite(z[0]) ^ np.isfinite(z[1])).sum())
-        entry["p_value"] = bootstrap_p_value(d, dd)
+        entry["p_value"] = bootstrap_p_value(d, dd, int(both.sum()))
         entry["warnings"] = cal.warnings
         tested.append(entry)
         report.criteria.append(entry)

@@ -3,7 +3,7 @@
 1. `agreement` on 100,000 units, each judged and labeled by 2 annotators (binary criterion, 2,000 bootstrap
    resamples).
 2. `rank` over 1,000,000 judgments (20 candidates × 50,000 items) with 2,000 golden labels (declared uniform
-   sample), 10,000 paired bootstrap resamples over items.
+   sample), 2,000 paired bootstrap resamples over items (the default).
 3. `judgments import` of a 100,000-row JSONL file.
 
 Each measured step runs in its own process; its peak resident memory (ru_maxrss from wait4, Python and
@@ -134,7 +134,7 @@ def step(url: str, what: str, ids: dict, path: str | None) -> dict:
             from analysis.people import CLI
             from analysis.reports import ranking_report
 
-            rep = ranking_report(s, ids["version"], ids["rubric"], viewer=CLI, judge_run_id=ids["judge_run"], n_boot=10_000)
+            rep = ranking_report(s, ids["version"], ids["rubric"], viewer=CLI, judge_run_id=ids["judge_run"])
             c = rep.criteria[0]
             result = {"candidates": len(c.get("rows", [])), "pairs": len(c.get("pairs", [])),
                       "withheld": c.get("withheld")}
