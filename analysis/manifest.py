@@ -296,7 +296,7 @@ def _check_shape(manifest: Any, where: str) -> None:
                           "write the report again")
 
     if not isinstance(manifest, dict) or manifest.get("format") not in FORMATS:
-        raise bad(f"\"format\" is not {FORMAT!r} (or the earlier {FORMAT_1!r})")
+        raise bad(f"\"format\" is not {FORMAT!r} (or the earlier {FORMAT_2!r} or {FORMAT_1!r})")
     for key, kind in (("version", dict), ("rubric", dict), ("judge_runs", list), ("digests", dict)):
         if not isinstance(manifest.get(key), kind):
             raise bad(f"{key!r} is missing or not a {kind.__name__}")
