@@ -1,6 +1,7 @@
 """Install ownbench as users do and use it from an empty folder: build the sdist and the wheel, install the
 wheel into a fresh venv outside the repository, then `init`, `demo --no-app`, `rubrics validate`, a judge run by
-rubric name against the loopback server (a simulated judge), `agreement`, `rank` and the app's health endpoint;
+rubric name against the loopback server (a simulated judge), `agreement`, `rank`, `reports verify` (unchanged, then
+after a score is changed in the database) and the app's health endpoint;
 a missing extra must be one line; with the postgres extra installed, `pip check` must pass.
 
     .venv/bin/python .ci/install_check.py        # (.ci/run calls it after `make test`)
@@ -11,6 +12,7 @@ import glob
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -102,6 +104,17 @@ def main() -> None:
         step("ownbench agreement / rank")
         print(run(ownbench, "agreement", "--set", "arena-hard", "--rubric", "helpfulness", cwd=proj, env=env))
         print(run(ownbench, "rank", "--set", "arena-hard", "--rubric", "helpfulness", cwd=proj, env=env))
+
+        step("ownbench reports verify: unchanged, then a judgment's score changed in the database")
+        run(ownbench, "rank", "--set", "arena-hard", "--rubric", "helpfulness", "--output", "rank.md",
+            cwd=proj, env=env)
+        print(run(ownbench, "reports", "verify", "rank.md", cwd=proj, env=env))
+        with sqlite3.connect(tmp / "home" / "ownbench.db") as db:
+            (jid,) = db.execute("SELECT min(id) FROM judgment WHERE status = 'scored'").fetchone()
+            db.execute("UPDATE judgment SET score = score + 1 WHERE id = ?", (jid,))
+        out = run(ownbench, "reports", "verify", "rank.md", cwd=proj, env=env, expect=1)
+        assert "CHANGED judgments" in out and f"ids {jid}" in out, out
+        print(out)
 
         step("ownbench app: /_stcore/health")
         app_port = free_port()

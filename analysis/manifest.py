@@ -336,7 +336,7 @@ def _sample(ids: list[int], n: int = 10) -> str:
 
 def _compare_rows(name: str, then: dict[str, Any], now: Any) -> Finding:
     if then["sha256"] == now.sha256:
-        return Finding(name, False, f"unchanged ({now.n_rows} rows)")
+        return Finding(name, False, f"unchanged ({now.n_rows} row{'' if now.n_rows == 1 else 's'})")
     old_ids = _decode_ids(then["ids"])
     fps = base64.b64decode(then["fingerprints"])
     old = {rid: fps[k * FINGERPRINT_BYTES:(k + 1) * FINGERPRINT_BYTES] for k, rid in enumerate(old_ids)}
